@@ -1,0 +1,151 @@
+"""Judge backends: one small protocol, one file per backend.
+
+- :mod:`judgekit.backends.openai_compat` (``lean``): one pooled aiohttp session to an OpenAI-compatible
+  server (vLLM, SGLang, llama.cpp, TGI, ...); ~0.2 ms of CPU per call.
+- :mod:`judgekit.backends.litellm_backend` (``litellm``): any provider string litellm knows
+  (``openai/...``, ``anthropic/...``, ``ollama/...``); ~4 ms of CPU per call, imported lazily.
+
+``auto`` picks ``lean`` when an ``--api-base`` is given and the model is ``openai/NAME`` (or has no
+provider prefix), and ``litellm`` otherwise. Both raise :class:`TransientError` for what is worth retrying
+(429, 408, 5xx, timeouts, dropped connections) and :class:`PermanentError` for the rest; the runner does
+all retrying, parsing, storing and accounting, identically for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from judgekit.errors import JudgekitError
+
+ResponseFormat = Literal["auto", "json_schema", "json_object", "none"]
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    temperature: float
+    seed: int | None
+    max_tokens: int
+    schema: dict[str, Any] | None = None
+    timeout: float = 120.0
+
+
+@dataclass(slots=True)
+class ChatResult:
+    text: str | None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = None
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+
+
+class TransientError(Exception):
+    """Worth retrying (with back-off): rate limits, 5xx, timeouts, dropped connections."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """Not worth retrying: bad request, authentication, unknown model."""
+
+
+class Backend(Protocol):
+    model: str
+    kind: str
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class JudgeSpec:
+    """Everything that identifies a judge and how it is called.
+
+    ``temperature`` and ``seed`` are explicit and recorded with every judgment; sample ``k`` of a judgment
+    is sent with ``seed + k`` so that repeated samples differ when ``temperature > 0``.
+    The API key is read from the environment variable named by ``api_key_env`` at call time and never
+    stored. ``price_in``/``price_out`` (USD per million tokens) override the price map for the lean path.
+    """
+
+    model: str
+    api_base: str | None = None
+    backend: Literal["auto", "lean", "litellm"] = "auto"
+    temperature: float = 0.0
+    seed: int | None = 0
+    max_tokens: int = 512
+    timeout: float = 120.0
+    response_format: ResponseFormat = "auto"
+    images: Literal["auto", "yes", "no"] = "auto"
+    api_key_env: str | None = None
+    price_in: float | None = None
+    price_out: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_backend(self) -> Literal["lean", "litellm"]:
+        if self.backend != "auto":
+            return self.backend
+        provider = self.model.split("/", 1)[0] if "/" in self.model else ""
+        if self.api_base and provider in ("", "openai", "hosted_vllm"):
+            return "lean"
+        return "litellm"
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two calls the same, as far as the judge is concerned (part of the store key).
+        The API base and key are not part of it: the same model behind another address is the same judge."""
+        return {"model": self.model, "temperature": self.temperature, "seed": self.seed,
+                "max_tokens": self.max_tokens, "response_format": self.response_format,
+                "images": self.images, "extra": self.extra}
+
+    def api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if value is None:
+            raise JudgekitError(f"environment variable {self.api_key_env} is not set", field="--api-key-env")
+        return value
+
+
+def make_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
+    """Build the backend for ``spec`` (see the module docstring for how ``auto`` chooses)."""
+    if spec.resolved_backend() == "lean":
+        if not spec.api_base:
+            raise JudgekitError("the lean backend needs --api-base", field="--backend")
+        from judgekit.backends.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(spec, concurrency=concurrency)
+    from judgekit.backends.litellm_backend import LiteLLMBackend
+
+    return LiteLLMBackend(spec)
+
+
+@cache
+def _price_map() -> dict[str, Any]:
+    """litellm's bundled price map, read as a JSON file without importing litellm (which costs ~3 s)."""
+    spec = find_spec("litellm")
+    if spec is None or not spec.origin:
+        return {}
+    path = Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def price_per_token(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token from litellm's price map, or None when the model is not priced."""
+    prices = _price_map()
+    for name in (model, model.split("/", 1)[-1]):
+        entry = prices.get(name)
+        if entry and "input_cost_per_token" in entry:
+            return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token", 0.0))
+    return None

@@ -1,0 +1,112 @@
+"""The universal path: any provider litellm knows (``openai/...``, ``anthropic/...``, ``ollama/...``, or an
+OpenAI-compatible server through ``api_base``). litellm is imported here, lazily, after
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set (see :mod:`judgekit`). litellm's and the openai client's own
+retries are switched off: the runner retries, with back-off, identically for every backend.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from judgekit.backends import ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def _import_litellm() -> Any:
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after")
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class LiteLLMBackend:
+    kind = "litellm"
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        self.spec = spec
+        self.model = spec.model
+        self._litellm = _import_litellm()
+        ex = self._litellm.exceptions
+        self._transient: tuple[type[BaseException], ...] = (
+            ex.RateLimitError, ex.Timeout, ex.APIConnectionError, ex.InternalServerError,
+            ex.ServiceUnavailableError, ex.BadGatewayError,
+        )
+        fmt = spec.response_format
+        if fmt == "auto":
+            try:
+                fmt = "json_schema" if self._litellm.supports_response_schema(spec.model) or spec.api_base \
+                    else "none"
+            except Exception:  # litellm raises for unmapped models
+                fmt = "json_schema" if spec.api_base else "none"
+        self._format = fmt
+
+    def _kwargs(self, req: ChatRequest) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "model": self.spec.model, "messages": req.messages, "temperature": req.temperature,
+            "max_tokens": req.max_tokens, "timeout": req.timeout, "num_retries": 0, "max_retries": 0,
+        }
+        if req.seed is not None:
+            kw["seed"] = req.seed
+        if self.spec.api_base:
+            kw["api_base"] = self.spec.api_base
+        key = self.spec.api_key()
+        if key:
+            kw["api_key"] = key
+        elif self.spec.api_base:
+            kw["api_key"] = "none"  # OpenAI-compatible servers often need no key, but the client wants one
+        if req.schema is not None and self._format == "json_schema":
+            kw["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "judgment", "schema": req.schema, "strict": True}}
+        elif self._format == "json_object":
+            kw["response_format"] = {"type": "json_object"}
+        kw.update(self.spec.extra)
+        return kw
+
+    async def complete(self, req: ChatRequest) -> ChatResult:
+        start = time.perf_counter()
+        try:
+            resp = await self._litellm.acompletion(**self._kwargs(req))
+        except self._transient as exc:
+            raise TransientError(f"{type(exc).__name__}: {str(exc)[:300]}", retry_after=_retry_after(exc)) from None
+        except (TimeoutError, ConnectionError) as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and (status == 429 or status >= 500):
+                raise TransientError(f"{type(exc).__name__}: {str(exc)[:300]}",
+                                     retry_after=_retry_after(exc)) from None
+            raise PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+        latency = time.perf_counter() - start
+        choice = resp.choices[0]
+        text = choice.message.content
+        usage = getattr(resp, "usage", None)
+        t_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+        t_out = int(getattr(usage, "completion_tokens", 0) or 0)
+        cost: float | None
+        try:
+            cost = float(self._litellm.completion_cost(completion_response=resp))
+        except Exception:  # unpriced model (e.g. a self-hosted one): cost unknown, not zero
+            cost = None
+        if self.spec.price_in is not None or self.spec.price_out is not None:
+            cost = (t_in * (self.spec.price_in or 0.0) + t_out * (self.spec.price_out or 0.0)) / 1e6
+        return ChatResult(text=text, tokens_in=t_in, tokens_out=t_out, cost=cost, latency_s=latency,
+                          finish_reason=getattr(choice, "finish_reason", None))
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,268 @@
+"""The ``judgekit`` command: a thin layer that parses flags and calls the Python API.
+
+Exit codes: 0 done; 2 bad input (message names the file and line or the flag; nothing is written);
+3 incomplete (the cost budget was reached or some samples failed in transport: re-run the same command to
+resume); 130 interrupted (everything finished so far is in the store).
+Heavy imports (litellm, scipy, pyarrow) happen inside the commands, never at ``--help`` time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from judgekit import __version__
+from judgekit.errors import JudgekitError
+
+EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="judgekit", description="Score open-ended answers with LLM judges.")
+    p.add_argument("--version", action="version", version=f"judgekit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    j = sub.add_parser("judge", help="judge a responses file with a rubric",
+                       description="Judge every response with the rubric; results per response to --out, "
+                                   "every call to the --store (a re-run skips what is stored).")
+    j.add_argument("responses", type=Path, help="responses file (.jsonl, .csv or .parquet)")
+    j.add_argument("--rubric", type=Path, required=True, help="rubric YAML file (see rubrics/)")
+    j.add_argument("--judge", action="append", required=True, metavar="MODEL",
+                   help="judge model as a litellm provider string (openai/gpt-4o-mini, anthropic/..., "
+                        "ollama/...); repeat for a panel")
+    j.add_argument("--api-base", action="append", metavar="URL",
+                   help="base URL of an OpenAI-compatible server (one for all judges, or one per --judge)")
+    j.add_argument("--backend", choices=["auto", "lean", "litellm"], default="auto",
+                   help="lean = pooled aiohttp client for OpenAI-compatible servers; auto picks lean when "
+                        "--api-base is given with an openai/ model (default: auto)")
+    j.add_argument("--api-key-env", metavar="VAR",
+                   help="name of the environment variable holding the API key (the key is never written)")
+    j.add_argument("--concurrency", type=_positive_int, default=16, help="calls in flight (default 16)")
+    j.add_argument("--samples", type=_positive_int, default=1, help="samples per judgment (default 1)")
+    j.add_argument("--reduce", choices=["mean", "median", "mode"], default="mean",
+                   help="how samples are reduced (default mean)")
+    j.add_argument("--reasks", type=_positive_int, default=2,
+                   help="re-asks after an invalid reply before a sample is unscored (default 2)")
+    j.add_argument("--retries", type=_positive_int, default=6,
+                   help="retries on 429/5xx/timeouts/dropped connections, with back-off (default 6)")
+    j.add_argument("--timeout", type=float, default=120.0, help="seconds per call (default 120)")
+    j.add_argument("--temperature", type=float, default=0.0, help="judge temperature (default 0)")
+    j.add_argument("--seed", type=int, default=0, help="judge seed; sample k uses seed+k (default 0)")
+    j.add_argument("--max-tokens", type=int, default=512, help="max tokens of a judge reply (default 512)")
+    j.add_argument("--response-format", choices=["auto", "json_schema", "json_object", "none"], default="auto",
+                   help="constrain the reply with a JSON schema where the judge supports it (default auto)")
+    j.add_argument("--no-images", action="store_true", help="do not attach images to the judge prompt")
+    j.add_argument("--rpm", type=float, help="requests per minute limit (per run)")
+    j.add_argument("--tpm", type=float, help="tokens per minute limit (per run, estimated before each call)")
+    j.add_argument("--max-cost", type=float, metavar="USD", help="stop starting new calls once spent")
+    j.add_argument("--price-in", type=float, metavar="USD_PER_M", help="price per million input tokens")
+    j.add_argument("--price-out", type=float, metavar="USD_PER_M", help="price per million output tokens")
+    j.add_argument("--panel-reduce", choices=["mean", "median", "mode"], default="mean",
+                   help="how a panel's judgments are combined (default mean)")
+    j.add_argument("--panel-quorum", type=_positive_int,
+                   help="judges that must score for a panel verdict (default: a majority)")
+    j.add_argument("--store", type=Path, default=Path("judgekit-store.sqlite"),
+                   help="SQLite store of every call (default judgekit-store.sqlite)")
+    j.add_argument("--out", type=Path, default=Path("results.jsonl"),
+                   help="results file, .jsonl, .csv or .parquet (default results.jsonl)")
+    j.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("rubric", help="rubric tools")
+    rsub = r.add_subparsers(dest="rubric_command", required=True, metavar="SUBCOMMAND")
+    rc = rsub.add_parser("check", help="validate a rubric file")
+    rc.add_argument("file", type=Path)
+
+    e = sub.add_parser("export", help="export every stored call of a store")
+    e.add_argument("store", type=Path)
+    e.add_argument("--out", type=Path, required=True, help=".jsonl, .csv or .parquet")
+    return p
+
+
+def _cmd_rubric_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from judgekit.rubric import load_rubric
+
+    rubric = load_rubric(args.file)
+    keys = ", ".join(rubric.reply_keys)
+    Console().print(f"[green]ok[/green] {args.file}: rubric '{rubric.name}' version {rubric.version}; "
+                    f"reply keys: {keys}; overall: {rubric.overall.method}; pass: {rubric.pass_rule}; "
+                    f"flags: {', '.join(f'{k} = {v}' for k, v in rubric.flags.items()) or 'none'}; "
+                    f"{len(rubric.examples)} example(s)")
+    return 0
+
+
+def _judge_specs(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
+    from judgekit.backends import JudgeSpec
+
+    bases = args.api_base or []
+    if len(bases) not in (0, 1, len(args.judge)):
+        raise JudgekitError(f"give one --api-base for all judges or one per --judge ({len(args.judge)})",
+                            field="--api-base")
+    specs = []
+    for i, model in enumerate(args.judge):
+        base = bases[i] if len(bases) > 1 else (bases[0] if bases else None)
+        spec = JudgeSpec(model=model, api_base=base, backend=args.backend, temperature=args.temperature,
+                         seed=args.seed, max_tokens=args.max_tokens, timeout=args.timeout,
+                         response_format=args.response_format, images="no" if args.no_images else "auto",
+                         api_key_env=args.api_key_env, price_in=args.price_in, price_out=args.price_out)
+        if spec.resolved_backend() == "lean" and not base:
+            raise JudgekitError("--backend lean needs --api-base", field="--backend")
+        spec.api_key()  # fail now, before anything is written, if the variable is missing
+        specs.append(spec)
+    return specs
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def print_summary(judgments: Sequence, criteria: Sequence[str], console) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """Tables per model, per model x category and per model x condition (the latter two when present)."""
+    from rich.table import Table
+
+    from judgekit.aggregate import summarize
+
+    groupings: list[tuple[str, ...]] = [("model",)]
+    if any(j.category for j in judgments):
+        groupings.append(("model", "category"))
+    if len({j.condition for j in judgments}) > 1:
+        groupings.append(("model", "condition"))
+    for by in groupings:
+        table = Table(title="by " + " x ".join(by), title_justify="left")
+        for b in by:
+            table.add_column(b)
+        table.add_column("n", justify="right")
+        table.add_column("unscored", justify="right")
+        for c in criteria:
+            table.add_column(c, justify="right")
+        table.add_column("overall", justify="right")
+        table.add_column("pass rate [95% CI]", justify="right", no_wrap=True)
+        for g in summarize(judgments, by, criteria):
+            rate = "-" if g.scored == 0 else (
+                f"{100 * g.pass_rate:.1f}% [{100 * g.pass_ci[0]:.1f}-{100 * g.pass_ci[1]:.1f}]")
+            table.add_row(*g.key, str(g.n), str(g.unscored), *(_fmt(g.means.get(c, math.nan)) for c in criteria),
+                          _fmt(g.mean_overall), rate)
+        console.print(table)
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from judgekit.dataio import read_responses, write_records
+    from judgekit.rubric import load_rubric
+    from judgekit.runner import Runner, RunOptions
+    from judgekit.store import Store
+
+    console = Console(stderr=True)
+    # Validate every input before anything is written.
+    rubric = load_rubric(args.rubric)
+    responses = read_responses(args.responses)
+    specs = _judge_specs(args)
+    options = RunOptions(concurrency=args.concurrency or 1, samples=args.samples or 1, reduce=args.reduce,
+                         reasks=args.reasks, retries=args.retries, requests_per_minute=args.rpm,
+                         tokens_per_minute=args.tpm, max_cost=args.max_cost, panel_reduce=args.panel_reduce,
+                         panel_quorum=args.panel_quorum)
+    options.validate()
+    if args.out.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".parquet", ".pq"):
+        raise JudgekitError(f"unknown output type '{args.out.suffix}' (use .jsonl, .csv or .parquet)",
+                            field="--out")
+    if args.samples > 1 and args.temperature == 0:
+        console.print("[yellow]warning:[/yellow] --samples > 1 at temperature 0: samples will mostly agree")
+
+    import asyncio
+
+
+    progress = Progress(TextColumn("judging"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                        TextColumn("cost ${task.fields[cost]}"), console=console,
+                        disable=args.no_progress, transient=False)
+    task = progress.add_task("judge", total=None, rate="", cost="0.0000")
+    started = {"t": None}
+
+    def on_progress(done: int, total: int, cost: float) -> None:
+        import time
+
+        now = time.perf_counter()
+        if started["t"] is None:
+            started["t"] = (now, done)
+        t0, d0 = started["t"]
+        rate = (done - d0) / (now - t0) if now > t0 else 0.0
+        progress.update(task, completed=done, total=total, rate=f"{rate:.1f}/s", cost=f"{cost:.4f}")
+
+    with Store(args.store) as store:
+        runner = Runner(responses, rubric, specs, store, options, on_progress)
+        with progress:
+            try:
+                report = asyncio.run(runner.run())
+            except KeyboardInterrupt:
+                console.print("[yellow]interrupted[/yellow]: every finished call is in the store; "
+                              "re-run the same command to resume")
+                return 130
+    write_records(args.out, report.judgments)
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    print_summary(report.judgments, rubric.criterion_names, out)
+    cost = f"${report.cost:.4f}" + (f" (+{report.unpriced_calls} unpriced calls)" if report.unpriced_calls else "")
+    out.print(f"{len(report.judgments)} judgments -> {args.out}; store {args.store}; "
+              f"{report.calls_made} calls made, {report.calls_cached} read from the store; "
+              f"tokens {report.tokens_in} in / {report.tokens_out} out; cost {cost}; {report.wall_s:.1f} s")
+    if report.budget_reached:
+        console.print(f"[yellow]incomplete[/yellow]: the --max-cost budget (${args.max_cost}) was reached; "
+                      "re-run to continue")
+        return EXIT_INCOMPLETE
+    if report.transport_failures:
+        console.print(f"[yellow]incomplete[/yellow]: {report.transport_failures} sample(s) got no reply after "
+                      "all retries (see 'reason' in the results); re-run the same command to retry them")
+        return EXIT_INCOMPLETE
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from judgekit.dataio import write_records
+    from judgekit.store import Store
+
+    if not args.store.is_file():
+        raise JudgekitError("store file not found", path=args.store)
+    with Store(args.store) as store:
+        rows = list(store.iter_calls())
+    write_records(args.out, rows)
+    print(f"{len(rows)} calls -> {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``judgekit`` console script."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "judge":
+            return _cmd_judge(args)
+        if args.command == "rubric":
+            return _cmd_rubric_check(args)
+        if args.command == "export":
+            return _cmd_export(args)
+    except JudgekitError as exc:
+        print(f"judgekit: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("judgekit: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Parsing and validating a judge's reply. A reply that fails here is never turned into a score.
+
+Accepted: a flat JSON object, alone, inside a Markdown code fence, or with text around it. Every key the
+rubric asks for must be present as an integer within its scale (an integral number such as ``4.0`` or the
+text ``"4"`` counts as that integer; ``3.5``, ``"four"``, booleans and out-of-range values are rejected).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from judgekit.rubric import Rubric
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+_decoder = json.JSONDecoder()
+
+
+class ReplyError(ValueError):
+    """The reply cannot be used; ``str(err)`` says why (it is sent back to the judge on a re-ask)."""
+
+
+@dataclass(slots=True)
+class ParsedReply:
+    scores: dict[str, int]
+    rationale: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _candidates(text: str) -> list[dict[str, Any]]:
+    """JSON objects found in ``text``: the whole text, fenced blocks, then every decodable ``{...}``."""
+    found: list[dict[str, Any]] = []
+    stripped = text.strip()
+    try:
+        obj = json.loads(stripped)
+        if isinstance(obj, dict):
+            return [obj]
+    except (json.JSONDecodeError, RecursionError):
+        pass
+    for m in _FENCE.finditer(text):
+        try:
+            obj = json.loads(m.group(1).strip())
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+    if found:
+        return found
+    pos = text.find("{")
+    while pos != -1:
+        try:
+            obj, end = _decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError):
+            pos = text.find("{", pos + 1)
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        pos = text.find("{", end)
+    return found
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def parse_reply(text: str | None, rubric: Rubric) -> ParsedReply:
+    """Extract and validate the judge's scores from ``text``; raise :class:`ReplyError` if unusable."""
+    if text is None or not text.strip():
+        raise ReplyError("the reply was empty")
+    candidates = _candidates(text)
+    if not candidates:
+        raise ReplyError("no JSON object found in the reply")
+    keys = rubric.reply_keys
+    # Prefer the object that has the most of the expected keys (a reply may quote other JSON).
+    best = max(candidates, key=lambda o: sum(k in o for k in keys))
+    missing = [k for k in keys if k not in best]
+    if missing:
+        raise ReplyError(f"missing score(s) for {', '.join(missing)}")
+    scores: dict[str, int] = {}
+    for k in keys:
+        v = _as_int(best[k])
+        if v is None:
+            raise ReplyError(f"{k} must be an integer, got {json.dumps(best[k])}")
+        sc = rubric.scale_of(k)
+        if not sc.min <= v <= sc.max:
+            raise ReplyError(f"{k}={v} is outside the scale {sc.min}-{sc.max}")
+        scores[k] = v
+    rationale = best.get("rationale", "")
+    if not isinstance(rationale, str):
+        rationale = json.dumps(rationale)
+    extra = {k: v for k, v in best.items() if k not in keys and k != "rationale"}
+    return ParsedReply(scores=scores, rationale=rationale, extra=extra)

@@ -1,0 +1,101 @@
+"""The shared vocabulary: pydantic records for items, model responses and judgments.
+
+Conventions:
+- ``Item.id`` identifies a question (the same id is re-used for the degraded copies of the same question,
+  told apart by ``condition``). A response is identified by ``(id, model, condition)``.
+- Image paths are stored as given in the file; :func:`judgekit.dataio.read_responses` resolves them
+  relative to the responses file and checks that they exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Item(BaseModel):
+    """A question with its ground-truth answer, optionally with images."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    reference: str
+    category: str | None = None
+    condition: str | None = None
+    images: list[str] = Field(default_factory=list)
+    reference_images: list[str] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, v: Any) -> Any:
+        # Numeric ids (common in CSV/Parquet) are accepted and kept as text.
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int):
+            return str(v)
+        return v
+
+
+class Response(Item):
+    """One answer of one model under test to one item."""
+
+    model: str = Field(min_length=1)
+    response: str
+
+    @property
+    def uid(self) -> tuple[str, str, str]:
+        """``(id, model, condition)``: what makes a response unique within a file."""
+        return (self.id, self.model, self.condition or "")
+
+
+Status = Literal["scored", "unscored"]
+
+
+class SampleResult(BaseModel):
+    """One judge sample (one call, after any re-asks) for one response."""
+
+    sample: int
+    status: Status
+    reason: str | None = None
+    scores: dict[str, int] = Field(default_factory=dict)
+    rationale: str | None = None
+    attempts: int = 0
+
+
+class Judgment(BaseModel):
+    """The verdict of one judge (or of a panel) on one response.
+
+    ``scores`` and ``overall`` are reduced over the valid samples (``--reduce``: mean, median or mode);
+    ``spread`` holds the population standard deviation of each criterion over those samples (0 for one).
+    A judgment is ``unscored`` when no sample produced a valid reply; ``reason`` then says why. Unscored
+    judgments have no scores and ``passed`` is None: a parse failure is never a score.
+    """
+
+    id: str
+    model: str
+    condition: str | None = None
+    category: str | None = None
+    judge: str
+    status: Status
+    reason: str | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    overall: float | None = None
+    passed: bool | None = None
+    flags: dict[str, bool] = Field(default_factory=dict)
+    spread: dict[str, float] = Field(default_factory=dict)
+    rationale: str | None = None
+    samples: list[SampleResult] = Field(default_factory=list)
+    panel: list[Judgment] = Field(default_factory=list)
+    rubric: str = ""
+    rubric_version: str = ""
+    temperature: float | None = None
+    seed: int | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = None
+    latency_s: float = 0.0
+    calls: int = 0
+    cached_calls: int = 0

@@ -1,0 +1,312 @@
+"""Rubrics as data: YAML files with criteria, level descriptors, how ``overall`` is obtained, a pass rule,
+derived flags and optional few-shot examples. :func:`load_rubric` validates a file and reports every
+problem with its line.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import operator
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from judgekit.errors import JudgekitError
+from judgekit.yamlpos import line_for, load_yaml_with_lines
+
+RESERVED_NAMES = {"overall", "rationale"}
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_COND_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+class Scale(BaseModel):
+    """An integer scale ``min..max`` (inclusive)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: int = 1
+    max: int = 5
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            if len(v) != 2:
+                raise ValueError("a scale is [min, max] or {min: .., max: ..}")
+            return {"min": v[0], "max": v[1]}
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.max <= self.min:
+            raise ValueError(f"scale max ({self.max}) must be greater than min ({self.min})")
+        if self.max - self.min > 100:
+            raise ValueError("a scale may have at most 101 levels")
+        return self
+
+    @property
+    def levels(self) -> list[int]:
+        return list(range(self.min, self.max + 1))
+
+
+class Condition(BaseModel):
+    """A comparison ``field op value``, written in YAML as ``"technical_accuracy >= 3"``."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: str
+    op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
+    value: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            m = _COND_RE.match(v)
+            if not m:
+                raise ValueError(f"cannot read condition {v!r}; write it like 'overall >= 3'")
+            return {"field": m.group(1), "op": m.group(2), "value": float(m.group(3))}
+        return v
+
+    def holds(self, values: dict[str, float]) -> bool:
+        return _OPS[self.op](values[self.field], self.value)
+
+    def __str__(self) -> str:
+        value = int(self.value) if self.value == int(self.value) else self.value
+        return f"{self.field} {self.op} {value}"
+
+
+def _check_levels(levels: dict[int, str], scale: Scale) -> dict[int, str]:
+    expected = set(scale.levels)
+    got = set(levels)
+    if got != expected:
+        missing = sorted(expected - got)
+        extra = sorted(got - expected)
+        parts = []
+        if missing:
+            parts.append(f"missing descriptor for level(s) {missing}")
+        if extra:
+            parts.append(f"level(s) {extra} outside the scale {scale.min}-{scale.max}")
+        raise ValueError("; ".join(parts))
+    for k, text in levels.items():
+        if not text or not str(text).strip():
+            raise ValueError(f"level {k} has an empty descriptor")
+    return dict(sorted(levels.items()))
+
+
+class Criterion(BaseModel):
+    """One scored dimension with a descriptor for every level of its scale."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = Field(min_length=1)
+    scale: Scale | None = None
+    levels: dict[int, str]
+    weight: float = Field(default=1.0, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f"criterion name {v!r} must be lower_snake_case (it is a JSON key in replies)")
+        if v in RESERVED_NAMES:
+            raise ValueError(f"criterion name {v!r} is reserved")
+        return v
+
+
+class Overall(BaseModel):
+    """How the overall score is obtained: given by the judge (with its own descriptors) or the weighted
+    mean of the criteria."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["judge", "weighted_mean"] = "judge"
+    description: str = "Your overall judgement of the answer."
+    scale: Scale | None = None
+    levels: dict[int, str] | None = None
+
+
+class Example(BaseModel):
+    """A scored few-shot example shown to the judge."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    reference: str
+    response: str
+    scores: dict[str, int]
+    rationale: str = ""
+
+
+class Rubric(BaseModel):
+    """A validated rubric. Use :func:`load_rubric` to read one from YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    description: str = ""
+    instructions: str = ""
+    scale: Scale = Field(default_factory=Scale)
+    criteria: list[Criterion] = Field(min_length=1)
+    overall: Overall = Field(default_factory=Overall)
+    pass_rule: Condition = Field(default_factory=lambda: Condition(field="overall", op=">=", value=3),
+                                 alias="pass")
+    flags: dict[str, Condition] = Field(default_factory=dict)
+    examples: list[Example] = Field(default_factory=list)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Rubric:
+        if info.context and info.context.get("defer_consistency"):
+            return self  # load_rubric reports these problems itself, each with its line
+        problems = rubric_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"{_format_loc(loc)}: {msg}" for loc, msg in problems))
+        return self
+
+    # ---- derived views -------------------------------------------------------------------------------
+    @property
+    def criterion_names(self) -> list[str]:
+        return [c.name for c in self.criteria]
+
+    @property
+    def overall_scale(self) -> Scale:
+        return self.overall.scale or self.scale
+
+    @property
+    def reply_keys(self) -> list[str]:
+        """The integer keys the judge must return: every criterion, then ``overall`` if judge-given."""
+        keys = self.criterion_names
+        return [*keys, "overall"] if self.overall.method == "judge" else keys
+
+    def scale_of(self, key: str) -> Scale:
+        if key == "overall":
+            return self.overall_scale
+        for c in self.criteria:
+            if c.name == key:
+                return c.scale or self.scale
+        raise KeyError(key)
+
+    def compute_overall(self, scores: dict[str, float]) -> float:
+        """The overall score: the judge's ``overall`` or the weighted mean of the criteria."""
+        if self.overall.method == "judge":
+            return scores["overall"]
+        total = sum(c.weight for c in self.criteria)
+        return sum(scores[c.name] * c.weight for c in self.criteria) / total
+
+    def passed(self, values: dict[str, float]) -> bool:
+        return self.pass_rule.holds(values)
+
+    def derive_flags(self, values: dict[str, float]) -> dict[str, bool]:
+        return {name: cond.holds(values) for name, cond in self.flags.items()}
+
+    def reply_schema(self) -> dict[str, Any]:
+        """JSON schema of the flat reply object (used as ``response_format`` where the judge supports it)."""
+        props: dict[str, Any] = {}
+        for key in self.reply_keys:
+            sc = self.scale_of(key)
+            props[key] = {"type": "integer", "minimum": sc.min, "maximum": sc.max}
+        props["rationale"] = {"type": "string"}
+        return {"type": "object", "properties": props, "required": [*self.reply_keys, "rationale"],
+                "additionalProperties": False}
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the rubric's content (part of every judge call's key); computed once."""
+        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def rubric_problems(r: Rubric) -> list[tuple[tuple[str | int, ...], str]]:
+    """Cross-field problems of a rubric, each with the location (key path) it concerns."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    names = [c.name for c in r.criteria]
+    for i, c in enumerate(r.criteria):
+        if names.index(c.name) != i:
+            out.append((("criteria", i, "name"), f"duplicate criterion name '{c.name}'"))
+        try:
+            c.levels = _check_levels(c.levels, c.scale or r.scale)
+        except ValueError as exc:
+            out.append((("criteria", i, "levels"), str(exc)))
+    if r.overall.method == "judge":
+        if not r.overall.levels:
+            out.append((("overall",), "method 'judge' needs overall.levels (a descriptor per level)"))
+        else:
+            try:
+                r.overall.levels = _check_levels(r.overall.levels, r.overall_scale)
+            except ValueError as exc:
+                out.append((("overall", "levels"), str(exc)))
+    elif r.overall.levels:
+        out.append((("overall", "levels"), "levels are only used with method 'judge'"))
+    fields = {*names, "overall"}
+    if r.pass_rule.field not in fields:
+        out.append((("pass",), f"pass rule refers to unknown field '{r.pass_rule.field}' "
+                               f"(known: {sorted(fields)})"))
+    for flag, cond in r.flags.items():
+        if not _NAME_RE.match(flag):
+            out.append((("flags", flag), f"flag name {flag!r} must be lower_snake_case"))
+        if cond.field not in fields:
+            out.append((("flags", flag), f"flag '{flag}' refers to unknown field '{cond.field}'"))
+    want = set(r.reply_keys)
+    for i, ex in enumerate(r.examples):
+        if set(ex.scores) != want:
+            out.append((("examples", i, "scores"),
+                        f"scores must give exactly {sorted(want)}, got {sorted(ex.scores)}"))
+            continue
+        for key, value in ex.scores.items():
+            sc = r.scale_of(key)
+            if not sc.min <= value <= sc.max:
+                out.append((("examples", i, "scores", key), f"score {value} is outside {sc.min}-{sc.max}"))
+    return out
+
+
+def load_rubric(path: str | Path) -> Rubric:
+    """Read and validate a rubric YAML file.
+
+    Raises :class:`JudgekitError` listing every problem as ``file:line: field 'a.b': message``.
+    """
+    path = Path(path)
+    data, lines = load_yaml_with_lines(path)
+    if not isinstance(data, dict):
+        raise JudgekitError("a rubric file must be a YAML mapping (name, version, criteria, ...)", path=path,
+                            line=1)
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    rubric: Rubric | None = None
+    try:
+        rubric = Rubric.model_validate(data, context={"defer_consistency": True})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not str(p).startswith("function"))
+            found.append((loc, err["msg"].removeprefix("Value error, ")))
+    if rubric is not None:
+        found = rubric_problems(rubric)
+    if not found:
+        assert rubric is not None
+        return rubric
+    problems = []
+    for loc, msg in found:
+        line = line_for(lines, loc)
+        where = f"{path}:{line}" if line else str(path)
+        problems.append(f"{where}: field '{_format_loc(loc)}': {msg}" if loc else f"{where}: {msg}")
+    raise JudgekitError(f"invalid rubric ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
