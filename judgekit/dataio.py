@@ -40,12 +40,12 @@ def _fmt_validation(exc: ValidationError) -> tuple[str, str]:
 
 
 def _rows_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:  # -sig: a leading byte-order mark is not data
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line.rstrip("\r\n"))  # without the newline, a column past the end is right
             except json.JSONDecodeError as exc:
                 raise JudgekitError(f"malformed JSON ({exc.msg} at column {exc.colno})", path=path,
                                     line=n) from None
@@ -69,20 +69,25 @@ def _split_list(value: Any, path: Path, line: str, field: str) -> Any:
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None:
+    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets often write a BOM
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
             raise JudgekitError("empty CSV file (no header row)", path=path, line=1)
-        start = reader.line_num + 1
-        for row in reader:
+        while True:
+            start = reader.line_num + 1  # where the next record starts (a quoted value may span lines)
+            values = next(reader, None)
+            if values is None:
+                break
+            if not values:  # a blank line
+                continue
             line = str(start)
-            start = reader.line_num + 1
-            if None in row:
+            if len(values) > len(header):
                 raise JudgekitError("more values than header columns", path=path, line=int(line))
+            if len(values) < len(header):
+                raise JudgekitError("fewer values than header columns", path=path, line=int(line))
             out: dict[str, Any] = {}
-            for key, value in row.items():
-                if value is None:
-                    raise JudgekitError("fewer values than header columns", path=path, line=int(line))
+            for key, value in zip(header, values, strict=True):
                 if value == "" and key not in REQUIRED:
                     continue
                 out[key] = value
@@ -202,7 +207,8 @@ def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                table = pa.Table.from_pylist(flat) if flat else pa.table({})
+                # every column (from_pylist would take the columns of the first row only)
+                table = pa.table({c: [r.get(c) for r in flat] for c in columns})
                 pq.write_table(table, tmp)
         os.replace(tmp, path)
     finally:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from judgekit.prompt import reply_example
 from judgekit.rubric import Rubric
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
@@ -81,8 +82,10 @@ def parse_reply(text: str | None, rubric: Rubric) -> ParsedReply:
     if not candidates:
         raise ReplyError("no JSON object found in the reply")
     keys = rubric.reply_keys
-    # Prefer the object that has the most of the expected keys (a reply may quote other JSON).
-    best = max(candidates, key=lambda o: sum(k in o for k in keys))
+    # Prefer the object that has the most of the expected keys (a reply may quote other JSON); among those,
+    # one that is not a verbatim quote of the prompt's example shape, then the last (a verdict follows quotes).
+    shape = reply_example(rubric)
+    best = max(reversed(candidates), key=lambda o: (sum(k in o for k in keys), o != shape))
     missing = [k for k in keys if k not in best]
     if missing:
         raise ReplyError(f"missing score(s) for {', '.join(missing)}")

@@ -40,6 +40,13 @@ def _system_text(rubric: Rubric) -> str:
     return cached
 
 
+def reply_example(rubric: Rubric) -> dict[str, Any]:
+    """The example reply shape shown in the system message (a judge may quote it before its own reply)."""
+    example: dict[str, Any] = {k: rubric.scale_of(k).min for k in rubric.reply_keys}
+    example["rationale"] = "one or two sentences"
+    return example
+
+
 def _render_system(rubric: Rubric) -> str:
     keys = rubric.reply_keys
     lines = [
@@ -61,8 +68,7 @@ def _render_system(rubric: Rubric) -> str:
         lines.append(f"- overall ({sc.min}-{sc.max}): {rubric.overall.description}")
         assert rubric.overall.levels is not None
         lines.append(_levels_text(rubric.overall.levels))
-    example = {k: rubric.scale_of(k).min for k in keys}
-    example["rationale"] = "one or two sentences"
+    example = reply_example(rubric)
     lines += [
         "",
         "Reply with one flat JSON object and nothing else: one integer per key "

@@ -238,6 +238,14 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def _constant(cond: Condition, scale: Scale) -> bool | None:
+    """True/False when ``cond`` has the same outcome for every value in ``scale`` (a rubric mistake such as
+    ``overall >= 9`` on a 1-5 scale), else None. Checked on a fine grid, since reduced scores are fractional."""
+    steps = 100 * (scale.max - scale.min)
+    outcomes = {cond.holds({cond.field: scale.min + i / 100}) for i in range(steps + 1)}
+    return outcomes.pop() if len(outcomes) == 1 else None
+
+
 def rubric_problems(r: Rubric) -> list[tuple[tuple[str | int, ...], str]]:
     """Cross-field problems of a rubric, each with the location (key path) it concerns."""
     out: list[tuple[tuple[str | int, ...], str]] = []
@@ -263,11 +271,17 @@ def rubric_problems(r: Rubric) -> list[tuple[tuple[str | int, ...], str]]:
     if r.pass_rule.field not in fields:
         out.append((("pass",), f"pass rule refers to unknown field '{r.pass_rule.field}' "
                                f"(known: {sorted(fields)})"))
+    elif _constant(r.pass_rule, r.scale_of(r.pass_rule.field)) is not None:
+        out.append((("pass",), f"pass rule '{r.pass_rule}' is {_constant(r.pass_rule, r.scale_of(r.pass_rule.field))}"
+                               " for every score on the scale (the default rule is 'overall >= 3'; set 'pass:')"))
     for flag, cond in r.flags.items():
         if not _NAME_RE.match(flag):
             out.append((("flags", flag), f"flag name {flag!r} must be lower_snake_case"))
         if cond.field not in fields:
             out.append((("flags", flag), f"flag '{flag}' refers to unknown field '{cond.field}'"))
+        elif _constant(cond, r.scale_of(cond.field)) is not None:
+            out.append((("flags", flag), f"flag '{flag}' ({cond}) is {_constant(cond, r.scale_of(cond.field))} "
+                                         "for every score on the scale"))
     want = set(r.reply_keys)
     for i, ex in enumerate(r.examples):
         if set(ex.scores) != want:
@@ -278,6 +292,51 @@ def rubric_problems(r: Rubric) -> list[tuple[tuple[str | int, ...], str]]:
             sc = r.scale_of(key)
             if not sc.min <= value <= sc.max:
                 out.append((("examples", i, "scores", key), f"score {value} is outside {sc.min}-{sc.max}"))
+    return out
+
+
+def _problems_despite(data: dict[str, Any],
+                      bad: list[tuple[str | int, ...]]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Cross-field problems of a file that failed schema validation at ``bad``, so one run reports them all.
+
+    The parts that failed are left out (locations keep the file's list positions), and checks that the
+    left-out parts would make misleading are skipped.
+    """
+    data = dict(data)
+    dropped = {loc[0] for loc in bad if len(loc) == 1 or loc[0] not in ("criteria", "examples", "flags")}
+    if {"criteria", "scale"} & dropped:
+        return []
+    keep: dict[str, list[int]] = {}
+    removed_names: set[Any] = set()
+    for section in ("criteria", "examples"):
+        items = data.get(section)
+        if isinstance(items, list):
+            keep[section] = [i for i in range(len(items)) if not any(loc[:2] == (section, i) for loc in bad)]
+            data[section] = [items[i] for i in keep[section]]
+            if section == "criteria":
+                removed_names = {it["name"] if isinstance(it, dict) and isinstance(it.get("name"), str) else None
+                                 for i, it in enumerate(items) if i not in keep[section]}
+    if isinstance(data.get("flags"), dict):
+        data["flags"] = {k: v for k, v in data["flags"].items() if not any(loc[:2] == ("flags", k) for loc in bad)}
+    for key in dropped:
+        data.pop(key, None)
+    data.setdefault("name", "-")
+    data.setdefault("version", "-")
+    try:
+        r = Rubric.model_validate(data, context={"defer_consistency": True})
+    except ValidationError:
+        return []
+    out = []
+    for loc, msg in rubric_problems(r):
+        if loc[0] in dropped or (loc[0] == "examples" and (removed_names or "overall" in dropped)):
+            continue
+        if loc[0] in ("pass", "flags"):
+            cond = r.pass_rule if loc[0] == "pass" else r.flags[str(loc[1])]
+            if None in removed_names or cond.field in removed_names:
+                continue
+        if loc[0] in keep and len(loc) > 1 and isinstance(loc[1], int):
+            loc = (loc[0], keep[loc[0]][loc[1]], *loc[2:])
+        out.append((loc, msg))
     return out
 
 
@@ -299,6 +358,7 @@ def load_rubric(path: str | Path) -> Rubric:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not str(p).startswith("function"))
             found.append((loc, err["msg"].removeprefix("Value error, ")))
+        found += _problems_despite(data, [loc for loc, _ in found])
     if rubric is not None:
         found = rubric_problems(rubric)
     if not found:

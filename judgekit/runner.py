@@ -15,12 +15,14 @@ arrived, and a sample that exhausts them is unscored with the error as reason an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from judgekit.backends import (
     Backend,
@@ -114,6 +116,39 @@ def _reduce(values: Sequence[float], how: Reduce) -> float:
     return float(statistics.median_low(statistics.multimode(values)))
 
 
+def _limiter(per_minute: float | None):  # type: ignore[no-untyped-def]
+    """A leaky bucket (aiolimiter) for ``per_minute``, refilled over 6 s windows, so at most a tenth of a
+    minute's allowance goes out in one burst (a 60 s bucket would let a whole minute's worth out at once)."""
+    if not per_minute:
+        return None
+    from aiolimiter import AsyncLimiter
+
+    if per_minute >= 10:
+        return AsyncLimiter(per_minute / 10, 6.0)
+    return AsyncLimiter(1, 60.0 / per_minute)
+
+
+def _redact(text: str, spec: JudgeSpec) -> str:
+    """Remove the API key from an error text before it is stored or shown (some providers echo it)."""
+    key = spec.api_key() if spec.api_key_env else None
+    return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while many long-lived objects are built in one go (planning
+    from the store, assembling the judgments). Otherwise each full collection rescans the whole growing
+    heap: about a third of the time of a 50,000-judgment re-run from the store (bench/bench_runner.py).
+    Nothing built there is cyclic garbage; collection resumes afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _absorb_stored(unit: _Unit, reasks: int) -> None:
     """Account the stored attempts of ``unit``; set ``unit.result`` if they already settle the sample."""
     for c in unit.stored:
@@ -157,15 +192,8 @@ class Runner:
         self.report = RunReport(judgments=[])
         self._stop = False
         self._done = 0
-        self._rpm = self._tpm = None
-        if options.requests_per_minute:
-            from aiolimiter import AsyncLimiter
-
-            self._rpm = AsyncLimiter(options.requests_per_minute, 60.0)
-        if options.tokens_per_minute:
-            from aiolimiter import AsyncLimiter
-
-            self._tpm = AsyncLimiter(options.tokens_per_minute, 60.0)
+        self._rpm = _limiter(options.requests_per_minute)
+        self._tpm = _limiter(options.tokens_per_minute)
 
     # ---- planning ------------------------------------------------------------------------------------
     def _plan(self) -> list[_Unit]:
@@ -191,7 +219,7 @@ class Runner:
             if self._rpm is not None:
                 await self._rpm.acquire()
             if self._tpm is not None:
-                await self._tpm.acquire(min(est_tokens, self.opt.tokens_per_minute or est_tokens))
+                await self._tpm.acquire(min(est_tokens, self._tpm.max_rate))
             try:
                 async with asyncio.timeout(req.timeout + 5):
                     return await backend.complete(req)
@@ -214,7 +242,7 @@ class Runner:
     async def _run_unit(self, unit: _Unit, backend: Backend) -> None:
         spec = self.judges[unit.ji]
         resp = self.responses[unit.ri]
-        send_images = spec.images == "yes" or (spec.images == "auto")
+        send_images = spec.images == "yes" or (spec.images == "auto" and getattr(backend, "accepts_images", True))
         messages = build_messages(self.rubric, resp, images=send_images)
         for c in unit.stored:  # resume a conversation that already had invalid replies
             messages.append({"role": "assistant", "content": c.reply or ""})
@@ -235,9 +263,10 @@ class Runner:
                 res = await self._call_with_retries(backend, req)
             except (TransientError, PermanentError) as exc:
                 self.report.transport_failures += 1
-                self.store.add_failure(key=unit.key, response=resp, judge=spec.model, reason=str(exc))
+                text = _redact(str(exc), spec)
+                self.store.add_failure(key=unit.key, response=resp, judge=spec.model, reason=text)
                 unit.result = SampleResult(sample=unit.sample, status="unscored", attempts=attempt,
-                                           reason=f"error: {exc}")
+                                           reason=f"error: {text}")
                 return
             rep = self.report
             rep.calls_made += 1
@@ -282,7 +311,8 @@ class Runner:
     # ---- the whole run --------------------------------------------------------------------------------
     async def run(self) -> RunReport:
         start = time.perf_counter()
-        units = self._plan()
+        with _gc_paused():
+            units = self._plan()
         todo = [u for u in units if u.result is None]
         self.report.calls_cached = sum(u.cached_calls for u in units)
         total = len(units)
@@ -305,45 +335,62 @@ class Runner:
         finally:
             for b in backends:
                 await b.aclose()
-        self.report.judgments = self._assemble(units)
+        with _gc_paused():
+            self.report.judgments = self._assemble(units)
         self.report.wall_s = time.perf_counter() - start
         return self.report
 
     # ---- reduction ------------------------------------------------------------------------------------
     def _judgment(self, resp: Response, spec: JudgeSpec, units: list[_Unit]) -> Judgment:
+        # Every field is computed first and the Judgment is built once: setting pydantic fields one by one
+        # afterwards cost more than the rest of a re-run from the store (bench/bench_runner.py, phase C).
         rubric = self.rubric
         samples = [u.result for u in units if u.result is not None]
         valid = [s for s in samples if s.status == "scored"]
-        j = Judgment(id=resp.id, model=resp.model, condition=resp.condition, category=resp.category,
-                     judge=spec.model, status="unscored", samples=samples, rubric=rubric.name,
-                     rubric_version=rubric.version, temperature=spec.temperature, seed=spec.seed,
-                     tokens_in=sum(u.tokens_in for u in units), tokens_out=sum(u.tokens_out for u in units),
-                     cost=None if all(u.cost is None for u in units) else sum(u.cost or 0.0 for u in units),
-                     latency_s=round(sum(u.latency_s for u in units), 6), calls=sum(u.calls for u in units),
-                     cached_calls=sum(u.cached_calls for u in units))
+        fields: dict[str, Any] = dict(
+            id=resp.id, model=resp.model, condition=resp.condition, category=resp.category, judge=spec.model,
+            status="unscored", samples=samples, rubric=rubric.name, rubric_version=rubric.version,
+            temperature=spec.temperature, seed=spec.seed)
+        if len(units) == 1:  # one sample (the default): its own accounting
+            u = units[0]
+            fields.update(tokens_in=u.tokens_in, tokens_out=u.tokens_out, cost=u.cost,
+                          latency_s=round(u.latency_s, 6), calls=u.calls, cached_calls=u.cached_calls)
+        else:
+            fields.update(
+                tokens_in=sum(u.tokens_in for u in units), tokens_out=sum(u.tokens_out for u in units),
+                cost=None if all(u.cost is None for u in units) else sum(u.cost or 0.0 for u in units),
+                latency_s=round(sum(u.latency_s for u in units), 6), calls=sum(u.calls for u in units),
+                cached_calls=sum(u.cached_calls for u in units))
         if not valid:
             reasons = sorted({s.reason or "" for s in samples})
-            j.reason = "; ".join(reasons)
-            return j
-        scores = {k: _reduce([s.scores[k] for s in valid], self.opt.reduce) for k in rubric.reply_keys}
-        self._finish(j, scores)
+            return Judgment(**fields, reason="; ".join(reasons))
+        keys = rubric.reply_keys
+        if len(valid) == 1:  # one valid sample: mean, median and mode all give its own scores
+            only = valid[0].scores
+            scores = {k: float(only[k]) for k in keys}
+        else:
+            scores = {k: _reduce([s.scores[k] for s in valid], self.opt.reduce) for k in keys}
+        fields.update(self._verdict(scores))
         if len(valid) > 1:
-            j.spread = {k: round(statistics.pstdev([s.scores[k] for s in valid]), 6) for k in rubric.reply_keys}
-        j.rationale = valid[0].rationale
+            fields["spread"] = {k: round(statistics.pstdev([s.scores[k] for s in valid]), 6) for k in keys}
+        fields["rationale"] = valid[0].rationale
         if len(valid) < len(samples):
-            j.reason = f"{len(valid)} of {len(samples)} samples valid; " + "; ".join(
+            fields["reason"] = f"{len(valid)} of {len(samples)} samples valid; " + "; ".join(
                 sorted({s.reason or "" for s in samples if s.status != "scored"}))
-        return j
+        return Judgment(**fields)
 
-    def _finish(self, j: Judgment, scores: dict[str, float]) -> None:
+    def _verdict(self, scores: dict[str, float]) -> dict[str, Any]:
+        """The fields of a scored judgment that follow from its (reduced) scores."""
         rubric = self.rubric
         overall = rubric.compute_overall(scores)
-        j.scores = {k: v for k, v in scores.items() if k != "overall"}
-        j.overall = round(overall, 6)
-        values = {**j.scores, "overall": overall}
-        j.passed = rubric.passed(values)
-        j.flags = rubric.derive_flags(values)
-        j.status = "scored"
+        criteria = {k: v for k, v in scores.items() if k != "overall"}
+        values = {**criteria, "overall": overall}
+        return {"scores": criteria, "overall": round(overall, 6), "passed": rubric.passed(values),
+                "flags": rubric.derive_flags(values), "status": "scored"}
+
+    def _finish(self, j: Judgment, scores: dict[str, float]) -> None:
+        for name, value in self._verdict(scores).items():
+            setattr(j, name, value)
 
     def _panel(self, resp: Response, members: list[Judgment]) -> Judgment:
         quorum = self.opt.panel_quorum or (len(members) // 2 + 1)

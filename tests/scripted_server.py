@@ -24,12 +24,20 @@ Faults (``429xN``, ``500xN``, ``503xN``, ``dropxN``) are consumed in the order w
 ``429x1,dropx1,valid=5``: attempt 0 -> 429, attempt 1 -> dropped, attempts 2.. -> valid with 5.
 An unknown token answers HTTP 400 so that typos in tests show up.
 
+``[[script@MODEL:NAME]]`` applies only to requests whose ``model`` field is MODEL (the wire name, e.g.
+``b`` for the judge ``openai/b``; MODEL cannot contain ``:``), so one answer can script each judge of a
+panel differently. Among the directives that apply to a request, the last one wins.
+
 The KEY of a request is sha256 of the text of its first user message, so a re-ask (which appends
 messages) shares the key of the original request. Attempts are counted per key.
 
 Criteria come from ``response_format`` (``json_schema.schema.properties``, every property of type
 ``integer`` with its ``minimum``/``maximum``); otherwise from a ``[[criteria:a,b,c]]`` directive
 (scale 1-5); otherwise the five defaults below. Valid replies add ``"rationale": "scripted"``.
+
+Authentication: ``ScriptedServer(api_key=KEY)`` answers HTTP 401 unless the request carries
+``Authorization: Bearer KEY``. The log records only whether the header was present (``has_auth``) and,
+with ``api_key`` set, whether it matched (``auth_ok``); never the header's value.
 
 Process mode: ``python tests/scripted_server.py --port 0 --port-file PATH [--latency S] [--log PATH]``
 writes the port to PATH once listening; ``--log`` appends one JSON line per request (flushed).
@@ -53,11 +61,12 @@ from typing import Any
 from aiohttp import web
 
 SCRIPT_RE = re.compile(r"\[\[script:([a-z_0-9:.,=-]+)\]\]")
+SCRIPT_ANY_RE = re.compile(r"\[\[script(?:@([^\]\s:]+))?:([a-z_0-9:.,=-]+)\]\]")  # (model or '', spec)
 CRITERIA_RE = re.compile(r"\[\[criteria:([A-Za-z_0-9,-]+)\]\]")
 FAULT_RE = re.compile(r"(429|500|503|drop)x(\d+)")
 DEFAULT_CRITERIA = ["technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity", "overall"]
 STYLES = {"valid", "fenced", "prose", "malformed", "out_of_range", "missing", "float", "malformed_then_valid"}
-ERROR_TYPES = {429: "rate_limit_exceeded", 500: "server_error", 503: "service_unavailable"}
+ERROR_TYPES = {401: "invalid_api_key", 429: "rate_limit_exceeded", 500: "server_error", 503: "service_unavailable"}
 
 
 def key_for(text: str) -> str:
@@ -163,9 +172,11 @@ class ScriptedServer:
     """Scripted chat-completions server running in a background thread (or the main loop)."""
 
     def __init__(
-        self, latency: float = 0.0, log_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 0
+        self, latency: float = 0.0, log_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 0,
+        api_key: str | None = None,
     ) -> None:
         self.latency = latency
+        self.api_key = api_key
         self.host, self.port = host, port
         self.log_path = Path(log_path) if log_path else None
         self._lock = threading.Lock()
@@ -231,19 +242,22 @@ class ScriptedServer:
                     first_user = joined
                     case_found = case_found or "<<<ANSWER" in joined
         full = "\n".join(texts)
-        scripts = SCRIPT_RE.findall(full)
+        model = body.get("model")
+        scripts = [spec for who, spec in SCRIPT_ANY_RE.findall(full) if not who or who == model]
         script = Script(scripts[-1] if scripts else "valid")
         key = key_for(first_user or "")
+        auth = request.headers.get("Authorization")
+        auth_ok = None if self.api_key is None else auth == f"Bearer {self.api_key}"
         with self._lock:
             attempt = self._counts.get(key, 0)
             self._counts[key] = attempt + 1
-            action, status = script.decide(attempt)
+            action, status = ("error", 401) if auth_ok is False else script.decide(attempt)
             entry = {
                 "key": key, "script": script.spec, "status": status, "attempt": attempt,
-                "n_messages": len(messages), "time": time.time(), "model": body.get("model"),
+                "n_messages": len(messages), "time": time.time(), "model": model,
                 "temperature": body.get("temperature"), "seed": body.get("seed"),
                 "has_response_format": body.get("response_format") is not None, "image_parts": images,
-                "first_user_text": (first_user or "")[:300],
+                "first_user_text": (first_user or "")[:300], "has_auth": auth is not None, "auth_ok": auth_ok,
             }
             self._log.append(entry)
             if self._logfile is not None:

@@ -61,6 +61,7 @@ class PermanentError(Exception):
 class Backend(Protocol):
     model: str
     kind: str
+    accepts_images: bool
 
     async def complete(self, request: ChatRequest) -> ChatResult: ...
 

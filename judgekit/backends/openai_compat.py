@@ -36,6 +36,7 @@ def _retry_after(headers: Any) -> float | None:
 
 class OpenAICompatBackend:
     kind = "lean"
+    accepts_images = True  # an OpenAI-compatible server is assumed multimodal; use --no-images if it is not
 
     def __init__(self, spec: JudgeSpec, *, concurrency: int) -> None:
         self.spec = spec
