@@ -1,0 +1,1 @@
+"""Small synthetic datasets shipped with judgekit (see ``judgekit.sample_data.generate``)."""
