@@ -1,0 +1,62 @@
+"""Keeps bench/bench_runner.py from rotting: a very small run of its lean phase and its re-run-from-store
+phase, checking correctness only (every response scored, the re-run makes no call). No timing assertions:
+the figures belong to the benchmark itself (``python bench/bench_runner.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from judgekit.backends import JudgeSpec
+from judgekit.runner import Runner, RunOptions
+from judgekit.store import Store
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_runner.py"
+
+pytestmark = pytest.mark.slow
+
+
+def _load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_runner", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_runner_small(tmp_path: Path) -> None:
+    bench = _load_bench()
+    lines: list[str] = []
+    with bench.LoopbackServer() as server:
+        lean = bench.phase_lean(server, tmp_path, n=50, rounds=1, log=lines.append)
+        requests_before = server.requests()
+        store = bench.phase_store(server, tmp_path, n=50, rounds=1, log=lines.append)
+        # the fill made 50 calls; the re-run, none (phase_store also asserts it)
+        assert server.requests() - requests_before == 50
+    assert lean["n"] == 50 and lean["wall_s"] > 0
+    assert store["rerun_calls_made"] == 0 and store["rerun_server_requests"] == 0
+    rows = bench.rows_of({"lean": lean, "store": store})
+    table = bench.markdown(rows)
+    assert "re-run stored judgments/s" in table and "ideal/wall" in table
+    json.dumps(rows)  # the JSON output must stay serialisable
+
+
+def test_bench_checks_catch_an_unscored_run(tmp_path: Path) -> None:
+    """The benchmark's own correctness checks must fail loudly, not time a broken run."""
+    bench = _load_bench()
+    rubric = bench.load_rubric()
+    responses = bench.make_responses(3, "bad")
+    # a server address where nothing listens: every judgment ends unscored
+    spec = JudgeSpec(model=bench.JUDGE_MODEL, api_base="http://127.0.0.1:9/v1", backend="lean", timeout=2.0)
+    with Store(tmp_path / "bad.sqlite") as store:
+        runner = Runner(responses, rubric, [spec], store, RunOptions(retries=0))
+        report = asyncio.run(runner.run())
+    with pytest.raises(AssertionError, match="unscored"):
+        bench.check_all_scored(report, 3, calls_made=0)
