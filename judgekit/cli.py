@@ -63,8 +63,11 @@ def _build_parser() -> argparse.ArgumentParser:
     j.add_argument("--temperature", type=float, default=0.0, help="judge temperature (default 0)")
     j.add_argument("--seed", type=int, default=0, help="judge seed; sample k uses seed+k (default 0)")
     j.add_argument("--max-tokens", type=int, default=512, help="max tokens of a judge reply (default 512)")
-    j.add_argument("--response-format", choices=["auto", "json_schema", "json_object", "none"], default="auto",
-                   help="constrain the reply with a JSON schema where the judge supports it (default auto)")
+    j.add_argument("--response-format", choices=["auto", "json_schema", "json_object_schema", "json_object", "none"],
+                   default="auto",
+                   help="constrain the reply with the rubric's JSON schema: json_schema (OpenAI form), "
+                        "json_object_schema (llama-cpp-python's form); auto tries them in that order, then "
+                        "none, as the server rejects them (default auto)")
     j.add_argument("--no-images", action="store_true", help="do not attach images to the judge prompt")
     j.add_argument("--rpm", type=float, help="requests per minute limit (per run)")
     j.add_argument("--tpm", type=float, help="tokens per minute limit (per run, estimated before each call)")

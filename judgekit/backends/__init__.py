@@ -23,7 +23,51 @@ from typing import Any, Literal, Protocol
 
 from judgekit.errors import JudgekitError
 
-ResponseFormat = Literal["auto", "json_schema", "json_object", "none"]
+ResponseFormat = Literal["auto", "json_schema", "json_object_schema", "json_object", "none"]
+
+# What ``auto`` tries, in order, when a server rejects a response_format: the OpenAI json_schema form,
+# llama-cpp-python's form ({"type": "json_object", "schema": ...}), then no constraint at all.
+AUTO_FORMATS: tuple[str, ...] = ("json_schema", "json_object_schema", "none")
+
+
+def response_format_body(fmt: str, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``response_format`` request field for ``fmt`` (None: send none)."""
+    if fmt == "json_schema" and schema is not None:
+        return {"type": "json_schema", "json_schema": {"name": "judgment", "schema": schema, "strict": True}}
+    if fmt == "json_object_schema" and schema is not None:
+        return {"type": "json_object", "schema": schema}
+    if fmt in ("json_object", "json_object_schema"):
+        return {"type": "json_object"}
+    return None
+
+
+def rejects_response_format(status: int | None, text: str) -> bool:
+    """Whether an error reply says the server does not accept the response_format that was sent (some
+    servers answer 400 or 422, llama-cpp-python answers 500 for a request-validation error)."""
+    return (status is None or status in (400, 422, 500)) and "response_format" in text.lower()
+
+
+class FormatNegotiator:
+    """Tracks the response format in use. With ``auto`` it moves down :data:`AUTO_FORMATS` each time the
+    server rejects the current one (shared by all calls of a backend, so concurrent rejections of the same
+    format advance it once)."""
+
+    def __init__(self, requested: str, initial: str | None = None) -> None:
+        self.auto = requested == "auto"
+        self.current = initial or (AUTO_FORMATS[0] if self.auto else requested)
+
+    def fall_back(self, failed: str) -> bool:
+        """Called after ``failed`` was rejected; True if the call should be re-sent with ``current``."""
+        if not self.auto:
+            return False
+        if failed != self.current:  # another call already moved on
+            return True
+        order = list(AUTO_FORMATS)
+        i = order.index(failed) if failed in order else len(order) - 1
+        if i + 1 >= len(order):
+            return False
+        self.current = order[i + 1]
+        return True
 
 
 @dataclass(slots=True)

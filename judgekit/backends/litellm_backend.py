@@ -10,7 +10,16 @@ import os
 import time
 from typing import Any
 
-from judgekit.backends import ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
+from judgekit.backends import (
+    ChatRequest,
+    ChatResult,
+    FormatNegotiator,
+    JudgeSpec,
+    PermanentError,
+    TransientError,
+    rejects_response_format,
+    response_format_body,
+)
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -71,14 +80,13 @@ class LiteLLMBackend:
             ex.RateLimitError, ex.Timeout, ex.APIConnectionError, ex.InternalServerError,
             ex.ServiceUnavailableError, ex.BadGatewayError,
         )
-        fmt = spec.response_format
-        if fmt == "auto":
-            try:
-                fmt = "json_schema" if self._litellm.supports_response_schema(spec.model) or spec.api_base \
-                    else "none"
+        initial = None
+        if spec.response_format == "auto" and not spec.api_base:
+            try:  # a hosted provider: litellm knows whether the model takes a JSON schema
+                initial = "json_schema" if self._litellm.supports_response_schema(spec.model) else "none"
             except Exception:  # litellm raises for unmapped models
-                fmt = "json_schema" if spec.api_base else "none"
-        self._format = fmt
+                initial = "none"
+        self.formats = FormatNegotiator(spec.response_format, initial)
         # Images go to judges litellm knows to accept them, and to any OpenAI-compatible server (api_base),
         # whose capabilities litellm cannot know; a known text-only model gets the text alone.
         try:
@@ -86,7 +94,7 @@ class LiteLLMBackend:
         except Exception:
             self.accepts_images = True
 
-    def _kwargs(self, req: ChatRequest) -> dict[str, Any]:
+    def _kwargs(self, req: ChatRequest, fmt: str) -> dict[str, Any]:
         kw: dict[str, Any] = {
             "model": self.spec.model, "messages": req.messages, "temperature": req.temperature,
             "max_tokens": req.max_tokens, "timeout": req.timeout, "num_retries": 0, "max_retries": 0,
@@ -100,16 +108,26 @@ class LiteLLMBackend:
             kw["api_key"] = key
         elif self.spec.api_base:
             kw["api_key"] = "none"  # OpenAI-compatible servers often need no key, but the client wants one
-        if req.schema is not None and self._format == "json_schema":
-            kw["response_format"] = {"type": "json_schema",
-                                     "json_schema": {"name": "judgment", "schema": req.schema, "strict": True}}
-        elif self._format == "json_object":
-            kw["response_format"] = {"type": "json_object"}
+        rf = response_format_body(fmt, req.schema)
+        if rf is not None:
+            kw["response_format"] = rf
         kw.update(self.spec.extra)
         return kw
 
     async def complete(self, req: ChatRequest) -> ChatResult:
-        kwargs = self._kwargs(req)  # outside the try: a missing API key variable is a JudgekitError, not a call error
+        while True:
+            fmt = self.formats.current
+            # outside the try: a missing API key variable is a JudgekitError, not a call error
+            kwargs = self._kwargs(req, fmt)
+            try:
+                return await self._complete(kwargs)
+            except (TransientError, PermanentError) as exc:
+                if not rejects_response_format(None, str(exc)):
+                    raise
+                if not self.formats.fall_back(fmt):  # a rejected format is not worth retrying
+                    raise PermanentError(f"{exc} (the server rejects --response-format {fmt})") from None
+
+    async def _complete(self, kwargs: dict[str, Any]) -> ChatResult:
         start = time.perf_counter()
         try:
             resp = await self._litellm.acompletion(**kwargs)

@@ -15,10 +15,13 @@ import aiohttp
 from judgekit.backends import (
     ChatRequest,
     ChatResult,
+    FormatNegotiator,
     JudgeSpec,
     PermanentError,
     TransientError,
     price_per_token,
+    rejects_response_format,
+    response_format_body,
 )
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
@@ -47,6 +50,7 @@ class OpenAICompatBackend:
         self._url = spec.api_base.rstrip("/") + "/chat/completions"
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        self.formats = FormatNegotiator(spec.response_format)
         if spec.price_in is not None or spec.price_out is not None:
             self._prices: tuple[float, float] | None = ((spec.price_in or 0.0) / 1e6, (spec.price_out or 0.0) / 1e6)
         else:
@@ -62,17 +66,14 @@ class OpenAICompatBackend:
             self._session = aiohttp.ClientSession(connector=connector, headers=headers)
         return self._session
 
-    def _body(self, req: ChatRequest) -> dict[str, Any]:
+    def _body(self, req: ChatRequest, fmt: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self._wire_model, "messages": req.messages,
                                 "temperature": req.temperature, "max_tokens": req.max_tokens}
         if req.seed is not None:
             body["seed"] = req.seed
-        fmt = self.spec.response_format
-        if req.schema is not None and fmt in ("auto", "json_schema"):
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "judgment", "schema": req.schema, "strict": True}}
-        elif fmt == "json_object":
-            body["response_format"] = {"type": "json_object"}
+        rf = response_format_body(fmt, req.schema)
+        if rf is not None:
+            body["response_format"] = rf
         body.update(self.spec.extra)
         return body
 
@@ -80,12 +81,19 @@ class OpenAICompatBackend:
         session = self._get_session()
         start = time.perf_counter()
         try:
-            async with session.post(self._url, data=json.dumps(self._body(req)),
-                                    timeout=aiohttp.ClientTimeout(total=req.timeout)) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
+            while True:
+                fmt = self.formats.current
+                async with session.post(self._url, data=json.dumps(self._body(req, fmt)),
+                                        timeout=aiohttp.ClientTimeout(total=req.timeout)) as resp:
+                    raw = await resp.read()
+                    if resp.status == 200:
+                        break
                     detail = raw[:300].decode("utf-8", "replace")
                     msg = f"HTTP {resp.status} from {self._url}: {detail}"
+                    if rejects_response_format(resp.status, detail):
+                        if self.formats.fall_back(fmt):
+                            continue  # the server does not take this response_format: try the next one
+                        raise PermanentError(msg + f" (the server rejects --response-format {fmt})")
                     if resp.status in _TRANSIENT_STATUS or resp.status >= 500:
                         raise TransientError(msg, retry_after=_retry_after(resp.headers))
                     raise PermanentError(msg)
