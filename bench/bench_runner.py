@@ -177,24 +177,43 @@ class RunFigures:
     report: Any = field(repr=False)
 
 
-async def judge(responses: list[Any], rubric: Any, api_base: str, backend: str, store_path: Path,
-                concurrency: int = CONCURRENCY, profile: cProfile.Profile | None = None) -> RunFigures:
-    """One judgekit run (samples 1) of ``responses`` into the store at ``store_path``; timed end to end
-    (opening the store, Runner construction, planning from the store, calls, assembly of the judgments)."""
+def _runner(responses: list[Any], rubric: Any, api_base: str, backend: str, store: Any, concurrency: int) -> Any:
     from judgekit.backends import JudgeSpec
     from judgekit.runner import Runner, RunOptions
-    from judgekit.store import Store
 
     spec = JudgeSpec(model=JUDGE_MODEL, api_base=api_base, backend=backend)  # type: ignore[arg-type]
+    return Runner(responses, rubric, [spec], store, RunOptions(concurrency=concurrency, samples=1))
+
+
+def judge_sync(responses: list[Any], rubric: Any, api_base: str, backend: str, store_path: Path,
+               concurrency: int = CONCURRENCY, profile: cProfile.Profile | None = None) -> RunFigures:
+    """One judgekit run (samples 1) of ``responses`` into the store at ``store_path``, the way the CLI and
+    ``run_judging`` make it (``Runner.run_sync``: a new event loop); timed end to end (opening the store,
+    building the Runner, planning from the store, the calls, assembling the judgments, closing the loop)."""
+    from judgekit.store import Store
+
     gc.collect()  # garbage of earlier runs is not charged to this one
     cpu0, t0 = time.process_time(), time.perf_counter()
     if profile is not None:
         profile.enable()
     with Store(store_path) as store:
-        runner = Runner(responses, rubric, [spec], store, RunOptions(concurrency=concurrency, samples=1))
-        report = await runner.run()
+        report = _runner(responses, rubric, api_base, backend, store, concurrency).run_sync()
     if profile is not None:
         profile.disable()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return RunFigures(wall, cpu, report)
+
+
+async def judge(responses: list[Any], rubric: Any, api_base: str, backend: str, store_path: Path,
+                concurrency: int = CONCURRENCY) -> RunFigures:
+    """As :func:`judge_sync`, in the running event loop (``await Runner.run()``): phase B runs bare litellm
+    and judgekit in one loop, since litellm keeps its HTTP clients per loop."""
+    from judgekit.store import Store
+
+    gc.collect()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    with Store(store_path) as store:
+        report = await _runner(responses, rubric, api_base, backend, store, concurrency).run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return RunFigures(wall, cpu, report)
 
@@ -256,13 +275,13 @@ def phase_lean(server: LoopbackServer, tmp: Path, n: int, rounds: int, log: Any 
     rubric = load_rubric()
     responses = make_responses(n, "lean")
     # warm-up, not timed: first-use imports and set-up in aiohttp, judgekit and SQLite
-    warm = asyncio.run(judge(make_responses(CONCURRENCY, "warm"), rubric, server.base(LATENCY_MS), "lean",
-                             tmp / "lean-warm.sqlite"))
+    warm = judge_sync(make_responses(CONCURRENCY, "warm"), rubric, server.base(LATENCY_MS), "lean",
+                      tmp / "lean-warm.sqlite")
     check_all_scored(warm.report, CONCURRENCY, calls_made=CONCURRENCY)
     walls, cpus = [], []
     for r in range(rounds):
         before = server.requests()
-        fig = asyncio.run(judge(responses, rubric, server.base(LATENCY_MS), "lean", tmp / f"lean-{r}.sqlite"))
+        fig = judge_sync(responses, rubric, server.base(LATENCY_MS), "lean", tmp / f"lean-{r}.sqlite")
         check_all_scored(fig.report, n, calls_made=n)
         got = server.requests() - before
         if got != n:
@@ -340,7 +359,7 @@ def phase_store(server: LoopbackServer, tmp: Path, n: int, rounds: int = 3, log:
     base = server.base(0)
     path = tmp / "store.sqlite"
     before = server.requests()
-    fill = asyncio.run(judge(responses, rubric, base, "lean", path))
+    fill = judge_sync(responses, rubric, base, "lean", path)
     check_all_scored(fill.report, n, calls_made=n)
     if server.requests() - before != n:
         raise AssertionError("store fill: the server did not receive one request per judgment")
@@ -353,7 +372,7 @@ def phase_store(server: LoopbackServer, tmp: Path, n: int, rounds: int = 3, log:
 
     def rerun(profile: cProfile.Profile | None = None) -> RunFigures:
         before = server.requests()
-        fig = asyncio.run(judge(responses, rubric, base, "lean", path, profile=profile))
+        fig = judge_sync(responses, rubric, base, "lean", path, profile=profile)
         during = server.requests() - before
         if during != 0:
             raise AssertionError(f"re-run from the store: the server received {during} requests")

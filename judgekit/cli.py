@@ -188,9 +188,6 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     if args.samples > 1 and args.temperature == 0:
         console.print("[yellow]warning:[/yellow] --samples > 1 at temperature 0: samples will mostly agree")
 
-    import asyncio
-
-
     progress = Progress(TextColumn("judging"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                         TextColumn("cost ${task.fields[cost]}"), console=console,
@@ -212,7 +209,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         runner = Runner(responses, rubric, specs, store, options, on_progress)
         with progress:
             try:
-                report = asyncio.run(runner.run())
+                report = runner.run_sync()
             except KeyboardInterrupt:
                 console.print("[yellow]interrupted[/yellow]: every finished call is in the store; "
                               "re-run the same command to resume")

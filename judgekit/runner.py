@@ -340,6 +340,21 @@ class Runner:
         self.report.wall_s = time.perf_counter() - start
         return self.report
 
+    def run_sync(self) -> RunReport:
+        """:meth:`run` in a new event loop (``asyncio.run``), for callers without one.
+
+        The report is taken from the runner, not returned through the loop's main task: on Python 3.11,
+        ``asyncio.run`` renders the repr of its finished main task, result included, twice (through
+        ``signal.getsignal(SIGINT)``, whose handler holds the task); with a 50,000-judgment report that cost
+        ~3 s, more than a whole re-run from the store (bench/bench_runner.py, phase C).
+        """
+
+        async def main() -> None:
+            await self.run()
+
+        asyncio.run(main())
+        return self.report
+
     # ---- reduction ------------------------------------------------------------------------------------
     def _judgment(self, resp: Response, spec: JudgeSpec, units: list[_Unit]) -> Judgment:
         # Every field is computed first and the Judgment is built once: setting pydantic fields one by one
@@ -442,7 +457,7 @@ def run_judging(responses: Sequence[Response], rubric: Rubric, judges: Sequence[
     called as samples finish.
     """
     runner = Runner(responses, rubric, judges, store, options or RunOptions(), progress)
-    return asyncio.run(runner.run())
+    return runner.run_sync()
 
 
 __all__ = ["NOT_RUN_BUDGET", "RunOptions", "RunReport", "Runner", "run_judging"]
