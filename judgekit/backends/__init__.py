@@ -1,7 +1,7 @@
 """Judge backends: one small protocol, one file per backend.
 
 - :mod:`judgekit.backends.openai_compat` (``lean``): one pooled aiohttp session to an OpenAI-compatible
-  server (vLLM, SGLang, llama.cpp, TGI, ...); ~0.2 ms of CPU per call.
+  server (vLLM, SGLang, llama.cpp, TGI, ...); ~0.4 ms of CPU per call, whole runner included.
 - :mod:`judgekit.backends.litellm_backend` (``litellm``): any provider string litellm knows
   (``openai/...``, ``anthropic/...``, ``ollama/...``); ~4 ms of CPU per call, imported lazily.
 

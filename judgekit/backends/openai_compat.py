@@ -1,7 +1,8 @@
 """The lean path: one pooled aiohttp session to an OpenAI-compatible ``/chat/completions`` endpoint.
 
 Written by hand (not through litellm or the openai client) because those cost 2-4 ms of CPU per call,
-which caps a 2-core client near 240 calls/s; this path costs ~0.2 ms (see bench/bench_runner.py).
+which caps a 2-core client near 240 calls/s; the whole runner on this path costs ~0.4 ms per call
+(bench/bench_runner.py).
 """
 
 from __future__ import annotations
