@@ -43,7 +43,15 @@ def _build_parser() -> argparse.ArgumentParser:
     j.add_argument("--rubric", type=Path, required=True, help="rubric YAML file (see rubrics/)")
     j.add_argument("--judge", action="append", required=True, metavar="MODEL",
                    help="judge model as a litellm provider string (openai/gpt-4o-mini, anthropic/..., "
-                        "ollama/...); repeat for a panel")
+                        "ollama/...), or local/default (the embedded offline judge), local/PATH (a Hugging Face "
+                        "folder or .gguf file run in-process); repeat for a panel")
+    j.add_argument("--local-mode", choices=["likelihood", "rate"], default=None,
+                   help="local judges: likelihood (calibrated log-probabilities + reference signals; default for "
+                        "local/default) or rate (expected rubric digit, G-Eval style; default for other models)")
+    j.add_argument("--calibration", type=Path, metavar="JSON",
+                   help="local likelihood judges: calibration file (default: the shipped one)")
+    j.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="local judges: CPU threads (default: $JUDGEKIT_THREADS or all cores)")
     j.add_argument("--api-base", action="append", metavar="URL",
                    help="base URL of an OpenAI-compatible server (one for all judges, or one per --judge)")
     j.add_argument("--backend", choices=["auto", "lean", "litellm"], default="auto",
@@ -84,6 +92,34 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="results file, .jsonl, .csv or .parquet (default results.jsonl)")
     j.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    d = sub.add_parser("demo", help="judge the shipped sample dataset offline with the embedded judge",
+                       description="Score the shipped RobustMAD-style sample (24 items x 3 pretend models) with the "
+                                   "embedded offline judge (local/default) on rubrics/robustmad.yaml; write the "
+                                   "results and a Markdown summary to --out. Re-running reuses the store.")
+    d.add_argument("--out", type=Path, default=Path("reports/demo"), help="output folder (default reports/demo)")
+    d.add_argument("--judge", default="local/default", metavar="MODEL",
+                   help="a local judge (default local/default)")
+    d.add_argument("--local-mode", choices=["likelihood", "rate"], default=None,
+                   help="local scoring mode (default: likelihood for local/default, rate otherwise)")
+    d.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads (default: all cores)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("validate", help="measure a local judge's agreement with human ratings on the dev sets",
+                       description="Score the shipped dev sets (SummEval expert ratings, NQ-open human correctness "
+                                   "labels) with a local judge and report summary-level Spearman/Kendall, AUC and "
+                                   "kappa at the pass threshold beside GPT-4's (see README, 'How the figures are "
+                                   "computed'). The full run takes about 10 minutes on 2 cores.")
+    v.add_argument("--judge", default="local/default", metavar="MODEL", help="a local judge (default local/default)")
+    v.add_argument("--local-mode", choices=["likelihood", "rate"], default=None,
+                   help="local scoring mode (default: likelihood for local/default, rate otherwise)")
+    v.add_argument("--calibration", type=Path, metavar="JSON", help="likelihood calibration file (default: shipped)")
+    v.add_argument("--articles", type=_positive_int, metavar="N", help="only the first N SummEval articles (of 50)")
+    v.add_argument("--questions", type=_positive_int, metavar="N", help="only the first N NQ questions (of 150)")
+    v.add_argument("--summeval", type=Path, metavar="PATH", help="SummEval dev file (default: the shipped copy)")
+    v.add_argument("--nq", type=Path, metavar="PATH", help="NQ dev file (default: the shipped copy)")
+    v.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads (default: all cores)")
+    v.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
+
     r = sub.add_parser("rubric", help="rubric tools")
     rsub = r.add_subparsers(dest="rubric_command", required=True, metavar="SUBCOMMAND")
     rc = rsub.add_parser("check", help="validate a rubric file")
@@ -123,7 +159,17 @@ def _judge_specs(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
                          seed=args.seed, max_tokens=args.max_tokens, timeout=args.timeout,
                          response_format=args.response_format, images="no" if args.no_images else "auto",
                          api_key_env=args.api_key_env, price_in=args.price_in, price_out=args.price_out)
-        if spec.resolved_backend() == "lean" and not base:
+        if model.startswith("local/"):
+            from judgekit.local.backend import check_local_spec, local_extra, local_name
+
+            default_mode = "likelihood" if local_name(model) in ("default", "smollm2", "smollm2-135m") else "rate"
+            spec.extra = local_extra(args.local_mode or default_mode, args.calibration)
+            check_local_spec(spec)
+            if args.threads:
+                import os
+
+                os.environ["JUDGEKIT_THREADS"] = str(args.threads)
+        elif spec.resolved_backend() == "lean" and not base:
             raise JudgekitError("--backend lean needs --api-base", field="--backend")
         spec.api_key()  # fail now, before anything is written, if the variable is missing
         specs.append(spec)
@@ -165,12 +211,10 @@ def print_summary(judgments: Sequence, criteria: Sequence[str], console) -> None
 
 def _cmd_judge(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from judgekit.dataio import read_responses, write_records
+    from judgekit.dataio import read_responses
     from judgekit.rubric import load_rubric
-    from judgekit.runner import Runner, RunOptions
-    from judgekit.store import Store
+    from judgekit.runner import RunOptions
 
     console = Console(stderr=True)
     # Validate every input before anything is written.
@@ -188,12 +232,28 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     if args.samples > 1 and args.temperature == 0:
         console.print("[yellow]warning:[/yellow] --samples > 1 at temperature 0: samples will mostly agree")
 
-    progress = Progress(TextColumn("judging"), BarColumn(), MofNCompleteColumn(),
+    _, code = _run_judging(responses, rubric, specs, options, store_path=args.store, out_path=args.out,
+                           no_progress=args.no_progress, max_cost=args.max_cost)
+    return code
+
+
+def _run_judging(responses, rubric, specs, options, *, store_path: Path, out_path: Path,  # type: ignore[no-untyped-def]
+                 no_progress: bool, max_cost: float | None = None, label: str = "judging"):
+    """Run the judges with a progress bar, write the results, print the tables; (report, exit code)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from judgekit.dataio import write_records
+    from judgekit.runner import Runner
+    from judgekit.store import Store
+
+    console = Console(stderr=True)
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                         TextColumn("cost ${task.fields[cost]}"), console=console,
-                        disable=args.no_progress, transient=False)
+                        disable=no_progress, transient=False)
     task = progress.add_task("judge", total=None, rate="", cost="0.0000")
-    started = {"t": None}
+    started: dict[str, tuple[float, int] | None] = {"t": None}
 
     def on_progress(done: int, total: int, cost: float) -> None:
         import time
@@ -205,7 +265,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         rate = (done - d0) / (now - t0) if now > t0 else 0.0
         progress.update(task, completed=done, total=total, rate=f"{rate:.1f}/s", cost=f"{cost:.4f}")
 
-    with Store(args.store) as store:
+    with Store(store_path) as store:
         runner = Runner(responses, rubric, specs, store, options, on_progress)
         with progress:
             try:
@@ -213,22 +273,151 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 console.print("[yellow]interrupted[/yellow]: every finished call is in the store; "
                               "re-run the same command to resume")
-                return 130
-    write_records(args.out, report.judgments)
+                return None, 130
+    write_records(out_path, report.judgments)
     out = Console(width=None if sys.stdout.isatty() else 200)
     print_summary(report.judgments, rubric.criterion_names, out)
-    cost = f"${report.cost:.4f}" + (f" (+{report.unpriced_calls} unpriced calls)" if report.unpriced_calls else "")
-    out.print(f"{len(report.judgments)} judgments -> {args.out}; store {args.store}; "
+    if report.unpriced_calls and not report.cost:
+        cost = "unknown (no prices for these judges; see --price-in/--price-out)"
+    else:
+        cost = f"${report.cost:.4f}" + (f" (+{report.unpriced_calls} unpriced calls)" if report.unpriced_calls else "")
+    out.print(f"{len(report.judgments)} judgments -> {out_path}; store {store_path}; "
               f"{report.calls_made} calls made, {report.calls_cached} read from the store; "
               f"tokens {report.tokens_in} in / {report.tokens_out} out; cost {cost}; {report.wall_s:.1f} s")
+    _print_local_figures(specs, out)
     if report.budget_reached:
-        console.print(f"[yellow]incomplete[/yellow]: the --max-cost budget (${args.max_cost}) was reached; "
+        console.print(f"[yellow]incomplete[/yellow]: the --max-cost budget (${max_cost}) was reached; "
                       "re-run to continue")
-        return EXIT_INCOMPLETE
+        return report, EXIT_INCOMPLETE
     if report.transport_failures:
         console.print(f"[yellow]incomplete[/yellow]: {report.transport_failures} sample(s) got no reply after "
                       "all retries (see 'reason' in the results); re-run the same command to retry them")
-        return EXIT_INCOMPLETE
+        return report, EXIT_INCOMPLETE
+    return report, 0
+
+
+def _print_local_figures(specs, console) -> None:  # type: ignore[no-untyped-def]
+    """Every report of the default local judge states how far it agrees with people."""
+    from judgekit.local.backend import local_name
+    from judgekit.local.models import DEFAULT_NAMES
+
+    for spec in specs:
+        if spec.model.startswith("local/") and local_name(spec.model) in DEFAULT_NAMES \
+                and spec.extra.get("local_mode") == "likelihood" and not spec.extra.get("calibration"):
+            from judgekit.local.validate import figures_line, shipped_figures
+
+            fig = shipped_figures()
+            if fig:
+                console.print(f"{spec.model} measured agreement with people (judgekit validate, cross-validated): "
+                              + figures_line(fig["cross_validated"]))
+
+
+def _local_spec(model: str, mode: str | None, calibration: Path | None, threads: int | None):  # type: ignore[no-untyped-def]
+    """A checked JudgeSpec for a local judge (clear errors for a non-local model or missing packages)."""
+    import os
+
+    from judgekit.backends import JudgeSpec
+    from judgekit.local.backend import check_local_spec, local_extra, local_name
+    from judgekit.local.models import DEFAULT_NAMES
+
+    if not model.startswith("local/"):
+        raise JudgekitError(f"'{model}' is not a local judge (local/default or local/PATH)", field="--judge")
+    spec = JudgeSpec(model=model)
+    spec.extra = local_extra(mode or ("likelihood" if local_name(model) in DEFAULT_NAMES else "rate"), calibration)
+    check_local_spec(spec)
+    if threads:
+        os.environ["JUDGEKIT_THREADS"] = str(threads)
+    return spec
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from judgekit.dataio import read_responses
+    from judgekit.report import write_demo_summary
+    from judgekit.rubric import load_rubric
+    from judgekit.runner import RunOptions
+    from judgekit.sample_data import rubric_path, sample_responses
+
+    rubric = load_rubric(rubric_path("robustmad"))
+    responses = read_responses(sample_responses())
+    spec = _local_spec(args.judge, args.local_mode, None, args.threads)
+    if args.out.exists() and not args.out.is_dir():
+        raise JudgekitError("exists and is not a folder", path=args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report, code = _run_judging(responses, rubric, [spec], RunOptions(concurrency=32),
+                                store_path=args.out / "store.sqlite", out_path=args.out / "results.jsonl",
+                                no_progress=args.no_progress, label="demo")
+    if report is None:
+        return code
+    summary = write_demo_summary(args.out / "summary.md", report, rubric, spec)
+    out = Console()
+    out.print(f"ranking by mean overall score: {' > '.join(summary.ranking)}")
+    out.print(f"results: {args.out / 'results.jsonl'}\nsummary: {args.out / 'summary.md'}\n"
+              f"store:   {args.out / 'store.sqlite'} (a re-run reads every judgment from it)")
+    return code
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from judgekit.local.validate import DIMS, TARGETS, validate
+
+    spec = _local_spec(args.judge, args.local_mode, args.calibration, args.threads)
+    for path, flag in ((args.summeval, "--summeval"), (args.nq, "--nq")):
+        if path is not None and not path.is_file():
+            raise JudgekitError("file not found", path=path, field=flag)
+    if args.json is not None and args.json.suffix.lower() != ".json":
+        raise JudgekitError("expected a .json file", path=args.json, field="--json")
+    console = Console(stderr=True)
+
+    def progress(name: str, done: int, total: int) -> None:
+        console.print(f"  {name}: {done}/{total}", end="\r")
+
+    from judgekit.local.backend import local_name
+
+    fig = validate(local_name(spec.model), str(spec.extra["local_mode"]), articles=args.articles,
+                   questions=args.questions, calibration=str(args.calibration) if args.calibration else None,
+                   summeval_path=args.summeval, nq_path=args.nq, progress=progress)
+    s, n = fig["summeval"], fig["nq"]
+    table = Table(title=f"{spec.model} ({fig['mode']} mode) vs people; {fig['rows']['summeval']} SummEval summaries "
+                        f"({fig['rows']['summeval_articles']} articles), {fig['rows']['nq']} NQ answers "
+                        f"({fig['rows']['nq_questions']} questions)", title_justify="left")
+    for col in ("figure", "value", "target", ""):
+        table.add_column(col)
+
+    def row(name: str, value: float, target: float | None = None, note: str = "") -> None:
+        met = "" if target is None else ("met" if value >= target else "NOT met")
+        table.add_row(name, f"{value:.3f}", "" if target is None else f">= {target}", met or note)
+
+    for d in DIMS:
+        row(f"SummEval {d} (via {s[d]['criterion']}): summary-level Spearman", s[d]["spearman"],
+            note=f"Kendall {s[d]['kendall']:.3f}; integer scores {s[d]['spearman_int']:.3f}")
+    row("SummEval mean Spearman", s["mean_spearman"], TARGETS["summeval_mean"])
+    row("SummEval lowest dimension", s["min_spearman"], TARGETS["summeval_min"])
+    row("NQ AUC of technical_accuracy vs human", n["auc_accuracy"], TARGETS["nq_auc"])
+    row("NQ AUC of overall vs human", n["auc_overall"])
+    row(f"NQ kappa, pass ({n['pass_rule']}) vs human", n["kappa_pass"],
+        note=f"agreement {n['agreement_pass']:.3f}; pass rate {n['pass_rate']:.2f} vs human yes "
+             f"{n['human_yes_rate']:.2f}")
+    row("NQ kappa, GPT-4 vs human (same rows)", n["kappa_gpt4"], note=f"agreement {n['agreement_gpt4']:.3f}")
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    out.print(table)
+    out.print(f"{fig['seconds_per_judgment']['nq']:.2f} s per NQ judgment, "
+              f"{fig['seconds_per_judgment']['summeval']:.2f} s per SummEval judgment (batched per item; "
+              f"{fig['threads']} threads, {fig['device']}, {fig['dtype']}); model load {fig['load_s']:.1f} s; "
+              f"peak memory {fig['peak_rss_mb']:.0f} MiB")
+    if fig["mode"] == "likelihood" and not args.calibration:
+        out.print("The shipped calibration was fitted on these rows, so these figures are in-sample; "
+                  "cross-validated figures: python bench/validate_local.py report.")
+    if args.json is not None:
+        from judgekit.dataio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(fig, indent=1) + "\n")
+        out.print(f"figures -> {args.json}")
     return 0
 
 
@@ -255,6 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_rubric_check(args)
         if args.command == "export":
             return _cmd_export(args)
+        if args.command == "demo":
+            return _cmd_demo(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
     except JudgekitError as exc:
         print(f"judgekit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

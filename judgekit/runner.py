@@ -242,8 +242,10 @@ class Runner:
     async def _run_unit(self, unit: _Unit, backend: Backend) -> None:
         spec = self.judges[unit.ji]
         resp = self.responses[unit.ri]
+        # a local judge scores the response on the rubric itself (no chat messages, no retries)
+        judge_response = getattr(backend, "judge_response", None)
         send_images = spec.images == "yes" or (spec.images == "auto" and getattr(backend, "accepts_images", True))
-        messages = build_messages(self.rubric, resp, images=send_images)
+        messages = [] if judge_response else build_messages(self.rubric, resp, images=send_images)
         for c in unit.stored:  # resume a conversation that already had invalid replies
             messages.append({"role": "assistant", "content": c.reply or ""})
             messages.append(reask_message(c.reason or "invalid reply", self.rubric))
@@ -260,7 +262,10 @@ class Runner:
             req = ChatRequest(messages=messages, temperature=spec.temperature, seed=seed,
                               max_tokens=spec.max_tokens, schema=self.schema, timeout=spec.timeout)
             try:
-                res = await self._call_with_retries(backend, req)
+                if judge_response is not None:
+                    res = await judge_response(resp, self.rubric)
+                else:
+                    res = await self._call_with_retries(backend, req)
             except (TransientError, PermanentError) as exc:
                 self.report.transport_failures += 1
                 text = _redact(str(exc), spec)

@@ -59,27 +59,132 @@ def test_shipped_calibration_is_valid():
         assert ys[0] >= 1.0 and ys[-1] <= 5.0
 
 
-def test_backend_reply_parses_as_a_judge_reply():
-    """The local backend's reply goes through the ordinary parser (a stub stands in for the model)."""
-    import asyncio
+class _StubJudge:
+    """Stands in for LocalJudge (no model): records the batches it is given."""
 
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[int] = []
+        self.fail = fail
+
+    def score_many(self, responses, rubric):
+        self.batches.append(len(responses))
+        if self.fail:
+            raise RuntimeError("out of memory")
+        return [{"scores": dict.fromkeys(rubric.reply_keys, 3), "values": dict.fromkeys(rubric.reply_keys, 3.2),
+                 "raw": {"features": {"f1": 0.5}}, "mode": "likelihood", "model": "default", "seconds": 0.1}
+                for _ in responses]
+
+
+def _backend(stub):
     from judgekit.backends import JudgeSpec
     from judgekit.local.backend import LocalBackend
-    from judgekit.parse import parse_reply
+
+    backend = LocalBackend(JudgeSpec(model="local/default"))
+    backend._judge = stub
+    return backend
+
+
+def _responses(n):
     from judgekit.records import Response
+
+    return [Response(id=str(i // 3), model=f"m{i % 3}", question="q?", reference="r", response=f"a{i}")
+            for i in range(n)]
+
+
+def test_backend_reply_parses_as_a_judge_reply():
+    """The local backend's reply goes through the ordinary parser."""
+    import asyncio
+
+    from judgekit.parse import parse_reply
     from judgekit.rubric import load_rubric
 
     rubric = load_rubric("rubrics/robustmad.yaml")
-
-    class Stub:
-        def score(self, response, rubric):
-            return {"scores": dict.fromkeys(rubric.reply_keys, 3), "values": dict.fromkeys(rubric.reply_keys, 3.2),
-                    "raw": {"features": {"f1": 0.5}}, "mode": "likelihood", "model": "default", "seconds": 0.1}
-
-    backend = LocalBackend(JudgeSpec(model="local/default"))
-    backend._judge = Stub()
-    resp = Response(id="1", model="m", question="q?", reference="r", response="a")
-    result = asyncio.run(backend.judge_response(resp, rubric))
+    backend = _backend(_StubJudge())
+    result = asyncio.run(backend.judge_response(_responses(1)[0], rubric))
     parsed = parse_reply(result.text, rubric)
     assert parsed.scores == dict.fromkeys(rubric.reply_keys, 3)
     assert json.loads(parsed.rationale)["raw"]["features"]["f1"] == 0.5
+    assert result.cost == 0.0 and result.latency_s == pytest.approx(0.1)
+
+
+def test_backend_batches_concurrent_judgments():
+    """Judgments in flight together are scored in one score_many call (answers to one item share a prefix)."""
+    import asyncio
+
+    from judgekit.rubric import load_rubric
+
+    rubric = load_rubric("rubrics/robustmad.yaml")
+    stub = _StubJudge()
+    backend = _backend(stub)
+
+    async def main():
+        return await asyncio.gather(*(backend.judge_response(r, rubric) for r in _responses(10)))
+
+    results = asyncio.run(main())
+    assert len(results) == 10 and stub.batches == [10]
+
+
+def test_backend_error_fails_every_judgment_of_the_batch():
+    import asyncio
+
+    from judgekit.backends import PermanentError
+    from judgekit.rubric import load_rubric
+
+    rubric = load_rubric("rubrics/robustmad.yaml")
+    backend = _backend(_StubJudge(fail=True))
+
+    async def main():
+        return await asyncio.gather(*(backend.judge_response(r, rubric) for r in _responses(4)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, PermanentError) and "out of memory" in str(r) for r in results)
+
+
+def test_runner_uses_judge_response_and_stores_each_judgment(tmp_path):
+    """The runner calls judge_response (no chat messages), stores every judgment, and a re-run repays none."""
+    from judgekit.backends import JudgeSpec
+    from judgekit.local import backend as local_backend
+    from judgekit.rubric import load_rubric
+    from judgekit.runner import RunOptions, Runner
+    from judgekit.store import Store
+
+    rubric = load_rubric("rubrics/robustmad.yaml")
+    stub = _StubJudge()
+    made = []
+
+    def fake_make_backend(spec, *, concurrency):
+        made.append(spec.model)
+        return _backend(stub)
+
+    import judgekit.runner as runner_mod
+
+    orig = runner_mod.make_backend
+    runner_mod.make_backend = fake_make_backend
+    try:
+        spec = JudgeSpec(model="local/default", extra=local_backend.local_extra("likelihood"))
+        with Store(tmp_path / "s.sqlite") as store:
+            first = Runner(_responses(9), rubric, [spec], store, RunOptions(concurrency=8)).run_sync()
+            again = Runner(_responses(9), rubric, [spec], store, RunOptions(concurrency=8)).run_sync()
+    finally:
+        runner_mod.make_backend = orig
+    assert first.calls_made == 9 and all(j.status == "scored" for j in first.judgments)
+    assert sum(stub.batches) == 9 and max(stub.batches) == 8  # concurrency 8: at most 8 in one batch
+    assert again.calls_made == 0 and again.calls_cached == 9
+    assert [j.scores for j in again.judgments] == [j.scores for j in first.judgments]
+
+
+def test_local_extra_hashes_the_calibration(tmp_path):
+    from judgekit.errors import JudgekitError
+    from judgekit.local.backend import local_extra
+
+    shipped = local_extra("likelihood")
+    assert shipped["local_mode"] == "likelihood" and len(shipped["calibration_sha"]) == 16
+    assert "calibration" not in shipped
+    other = tmp_path / "cal.json"
+    other.write_text(CALIBRATION_PATH.read_text().replace('"version"', '"version_"', 1))
+    custom = local_extra("likelihood", other)
+    assert custom["calibration"] == str(other) and custom["calibration_sha"] != shipped["calibration_sha"]
+    assert local_extra("rate") == {"local_mode": "rate"}
+    with pytest.raises(JudgekitError, match="not found"):
+        local_extra("likelihood", tmp_path / "missing.json")

@@ -5,6 +5,9 @@
 - :mod:`judgekit.backends.litellm_backend` (``litellm``): any provider string litellm knows
   (``openai/...``, ``anthropic/...``, ``ollama/...``); ~4 ms of CPU per call, imported lazily.
 
+- :mod:`judgekit.local.backend` (``local/NAME``): a model run in-process (torch), scoring the response on
+  the rubric directly (``judge_response``) instead of answering chat messages.
+
 ``auto`` picks ``lean`` when an ``--api-base`` is given and the model is ``openai/NAME`` (or has no
 provider prefix), and ``litellm`` otherwise. Both raise :class:`TransientError` for what is worth retrying
 (429, 408, 5xx, timeouts, dropped connections) and :class:`PermanentError` for the rest; the runner does
@@ -161,7 +164,13 @@ class JudgeSpec:
 
 
 def make_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
-    """Build the backend for ``spec`` (see the module docstring for how ``auto`` chooses)."""
+    """Build the backend for ``spec`` (see the module docstring for how ``auto`` chooses); ``local/...``
+    models get :class:`judgekit.local.backend.LocalBackend`."""
+    if spec.model.startswith("local/"):
+        from judgekit.local.backend import LocalBackend, check_local_spec
+
+        check_local_spec(spec)  # a clear error (missing packages, unknown model) before any work
+        return LocalBackend(spec)  # type: ignore[return-value]
     if spec.resolved_backend() == "lean":
         if not spec.api_base:
             raise JudgekitError("the lean backend needs --api-base", field="--backend")

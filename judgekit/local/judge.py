@@ -30,8 +30,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from judgekit.local.features import FEATURE_VERSION, extract
-from judgekit.local.models import LocalLM, expected_value, get_lm
+from judgekit.local.features import FEATURE_VERSION, REFERENCE_TOKENS, extract
+from judgekit.local.models import LocalLM, expected_value, get_lm, release_memory
 from judgekit.local.signals import Embedder, get_embedder, split_references
 from judgekit.records import Response
 from judgekit.rubric import Rubric
@@ -137,6 +137,7 @@ class LocalJudge:
         items = [(r.question, r.reference, r.response) for r in responses]
         refs = [split_references(r.reference, r.meta) for r in responses]
         feats = extract(items, self.lm, self.embedder, refs=refs)
+        release_memory()
         per = (time.perf_counter() - t0) / max(1, len(responses))
         out = []
         for f in feats:
@@ -175,7 +176,7 @@ class LocalJudge:
 
         # long references (e.g. a source article) are clipped so that the rubric part of the prompt survives
         clipped = response.model_copy(update={
-            "reference": self._clip(response.reference, self.lm.max_context_tokens),
+            "reference": self._clip(response.reference, REFERENCE_TOKENS),
             "response": self._clip(response.response, self.lm.max_continuation_tokens * 2)})
         messages = build_messages(rubric, clipped, images=False)
         tok = self.lm.tokenizer

