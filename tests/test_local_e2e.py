@@ -140,6 +140,7 @@ def test_judge_with_local_default_on_another_rubric(tmp_path):
     (["validate", "--judge", "openai/gpt-4o-mini"], "is not a local judge"),
     (["validate", "--calibration", "missing.json"], "not found"),
     (["demo", "--judge", "local/no/such/model"], "not found"),
+    (["validate", "--judge", "local/.", "--local-mode", "likelihood"], "calibration is fitted on local/default"),
 ])
 def test_bad_local_arguments_exit_2_without_traceback(tmp_path, args, message):
     proc = run_cli(*args, cwd=tmp_path)
@@ -157,7 +158,9 @@ def test_judge_with_a_hugging_face_folder_in_rate_mode(tmp_path):
     assert (folder / "config.json").is_file()
     src = ROOT / "judgekit" / "sample_data" / "robustmad_sample" / "responses.jsonl"
     resp = tmp_path / "responses.jsonl"
-    resp.write_text("\n".join(src.read_text().splitlines()[:2]) + "\n")
+    resp.write_text("\n".join(json.dumps({k: v for k, v in json.loads(x).items()
+                                          if k not in ("images", "reference_images")})
+                              for x in src.read_text().splitlines()[:2]) + "\n")
     proc = run_cli("judge", str(resp), "--rubric", str(ROOT / "rubrics" / "robustmad.yaml"), "--judge",
                    f"local/{folder}", "--out", str(tmp_path / "r.jsonl"), "--store", str(tmp_path / "s.sqlite"),
                    "--no-progress", cwd=tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -146,7 +147,7 @@ def test_runner_uses_judge_response_and_stores_each_judgment(tmp_path):
     from judgekit.backends import JudgeSpec
     from judgekit.local import backend as local_backend
     from judgekit.rubric import load_rubric
-    from judgekit.runner import RunOptions, Runner
+    from judgekit.runner import Runner, RunOptions
     from judgekit.store import Store
 
     rubric = load_rubric("rubrics/robustmad.yaml")
@@ -188,3 +189,23 @@ def test_local_extra_hashes_the_calibration(tmp_path):
     assert local_extra("rate") == {"local_mode": "rate"}
     with pytest.raises(JudgekitError, match="not found"):
         local_extra("likelihood", tmp_path / "missing.json")
+
+
+def test_bucket_bounds_padding_and_shapes():
+    from judgekit.local.models import bucket
+
+    sizes = [bucket(n) for n in range(1, 1025)]
+    assert all(b >= n for n, b in zip(range(1, 1025), sizes, strict=True))
+    assert all(b <= max(16, 1.25 * n) for n, b in zip(range(1, 1025), sizes, strict=True))  # <= 25 % padding past 16
+    assert len(set(sizes)) <= 30
+    assert sizes == sorted(sizes)
+
+
+def test_shipped_calibration_maps_are_strictly_increasing_inside_their_range():
+    """One breakpoint per isotonic block: the calibrated value keeps the raw score's ranking."""
+    cal = json.loads(CALIBRATION_PATH.read_text())
+    for role, formula in cal["roles"].items():
+        xs, ys = formula["isotonic"]["x"], formula["isotonic"]["y"]
+        assert all(b > a for a, b in itertools.pairwise(xs)), role
+        assert all(b >= a for a, b in itertools.pairwise(ys)), role
+        assert len(set(ys)) >= len(ys) - 2, role  # only the two end points repeat their block's value

@@ -66,6 +66,11 @@ def check_local_spec(spec: JudgeSpec) -> None:
     cal = spec.extra.get("calibration")
     if cal and not Path(cal).is_file():
         raise JudgekitError(f"calibration file {cal} not found", field="--calibration")
+    if mode == "likelihood" and name not in DEFAULT_NAMES and not cal:
+        raise JudgekitError(f"the shipped likelihood calibration is fitted on local/default's features; for "
+                            f"{name} use --local-mode rate, or fit a calibration for it (python "
+                            "bench/validate_local.py features --model PATH; ... fit --model PATH) and pass "
+                            "--calibration", field="--local-mode")
 
 
 def local_extra(mode: str = "likelihood", calibration: str | Path | None = None) -> dict[str, Any]:
