@@ -382,15 +382,14 @@ REFERENCE = {"source": "G-Eval (GPT-4), summary-level Spearman on all 100 SummEv
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["features", "features-emb", "features-report", "report", "fit", "ship",
-                                     "rate", "timing"])
+                                     "timing"])
     ap.add_argument("--sets", default="nq,summeval")
     ap.add_argument("--model", default="default",
                     help="features/fit for another local model (a GGUF file or Hugging Face folder); fit then "
                          "writes bench/out/calibration_<tag>.json for --calibration instead of the shipped file")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--chat", action="store_true", help="also compute the chat-template accuracy feature")
-    ap.add_argument("--limit", type=int, default=None, help="rate: NQ rows (default 200)")
-    ap.add_argument("--articles", type=int, default=6, help="rate: SummEval articles (default 6)")
+    ap.add_argument("--limit", type=int, default=None, help="timing: answers per set (default 16)")
     ap.add_argument("--validated", type=Path, help="ship: the JSON of `judgekit validate --json` (in-sample, "
                                                     "end to end)")
     args = ap.parse_args(argv)
@@ -401,9 +400,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.what == "features":
         compute_features(args.sets.split(","), args.threads, args.chat)
-    elif args.what == "rate":
-        raise SystemExit("the rate mode is measured by: judgekit validate --local-mode rate --articles 6 "
-                         "--questions 40")
     elif args.what == "timing":
         timing(args.threads, args.limit or 16)
     elif args.what == "features-emb":

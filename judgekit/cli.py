@@ -160,15 +160,7 @@ def _judge_specs(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
                          response_format=args.response_format, images="no" if args.no_images else "auto",
                          api_key_env=args.api_key_env, price_in=args.price_in, price_out=args.price_out)
         if model.startswith("local/"):
-            from judgekit.local.backend import check_local_spec, local_extra, local_name
-
-            default_mode = "likelihood" if local_name(model) in ("default", "smollm2", "smollm2-135m") else "rate"
-            spec.extra = local_extra(args.local_mode or default_mode, args.calibration)
-            check_local_spec(spec)
-            if args.threads:
-                import os
-
-                os.environ["JUDGEKIT_THREADS"] = str(args.threads)
+            spec = _local_spec(model, args.local_mode, args.calibration, args.threads, base=spec)
         elif spec.resolved_backend() == "lean" and not base:
             raise JudgekitError("--backend lean needs --api-base", field="--backend")
         spec.api_key()  # fail now, before anything is written, if the variable is missing
@@ -312,8 +304,10 @@ def _print_local_figures(specs, console) -> None:  # type: ignore[no-untyped-def
                               + figures_line(fig["cross_validated"]))
 
 
-def _local_spec(model: str, mode: str | None, calibration: Path | None, threads: int | None):  # type: ignore[no-untyped-def]
-    """A checked JudgeSpec for a local judge (clear errors for a non-local model or missing packages)."""
+def _local_spec(model: str, mode: str | None, calibration: Path | None, threads: int | None,  # type: ignore[no-untyped-def]
+                base=None):
+    """A checked JudgeSpec for a local judge (``base`` with the local options, or a new one); clear errors for
+    a non-local model or missing packages. The mode defaults to likelihood for local/default, else rate."""
     import os
 
     from judgekit.backends import JudgeSpec
@@ -322,7 +316,7 @@ def _local_spec(model: str, mode: str | None, calibration: Path | None, threads:
 
     if not model.startswith("local/"):
         raise JudgekitError(f"'{model}' is not a local judge (local/default or local/PATH)", field="--judge")
-    spec = JudgeSpec(model=model)
+    spec = base if base is not None else JudgeSpec(model=model)
     spec.extra = local_extra(mode or ("likelihood" if local_name(model) in DEFAULT_NAMES else "rate"), calibration)
     check_local_spec(spec)
     if threads:

