@@ -7,14 +7,27 @@ Conventions:
 - Parquet: list columns for images; errors name ``row N`` (1-based).
 - Image paths are resolved relative to the responses file; every one must exist.
 - ``(id, model, condition)`` must be unique within a file.
+- JSON text (JSONL lines; CSV ``meta``/list cells) is strict: a key given twice in one object, the tokens
+  ``NaN``/``Infinity``/``-Infinity`` or a number too large to be finite (``1e999``), a lone UTF-16 surrogate
+  escape (``"\\ud800"``) and nesting deeper than :data:`MAX_JSON_DEPTH` are errors naming file, line and field.
+- CSV: fields of any length are read (Python's default cap is 131,072 characters); a header naming a column
+  twice is an error (as is a Parquet file with a duplicate column).
+- Writing (:func:`write_records`, :func:`atomic_write_text`, :func:`atomic_write_json`): a temp file in the
+  destination's folder, named ``.NAME.pid<PID>.<random>.tmp``, renamed over the destination; the file gets the
+  mode the umask gives (``0666 & ~umask``). Every write first removes the destination's temp files left by dead
+  processes (and any older than :data:`STALE_TEMP_AFTER_S`). No file written contains ``NaN``/``Infinity``:
+  a NaN (a missing value) is written as ``null`` (an empty CSV cell), an infinity raises ``ValueError``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
-import tempfile
+import re
+import secrets
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +40,105 @@ from judgekit.records import Item, Judgment, Response
 REQUIRED = ("id", "model", "question", "reference", "response")
 ITEM_REQUIRED = ("id", "question", "reference")
 _LIST_FIELDS = ("images", "reference_images")
+MAX_JSON_DEPTH = 100  # nested objects/lists in one JSON value (a record is 1; a response's meta adds its own)
+CSV_FIELD_LIMIT = 2**30  # characters in one CSV field: the file's size bounds it; Python's default is 131,072
+STALE_TEMP_AFTER_S = 3600.0  # a write's temp file older than this is stale even if its process id is alive
+
+# a UTF-16 surrogate escape (a valid pair is decoded into one character; what remains is a lone half)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _Refused:
+    """What the strict decoder leaves in place of a refused value; the walk reports it with its field."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class JSONProblem(ValueError):
+    """Strict JSON text that breaks a rule: ``message`` and the dotted ``field`` (None: the whole value)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class StrictJSON:
+    """``json.loads`` with judgekit's rules (see the module's conventions); one instance per thread.
+
+    :meth:`loads` raises ``json.JSONDecodeError`` for malformed text and :class:`JSONProblem` for a broken rule.
+    """
+
+    def __init__(self) -> None:
+        self._refused = False
+        self._decoder = json.JSONDecoder(object_pairs_hook=self._object, parse_constant=self._constant,
+                                         parse_float=self._float, parse_int=self._int)
+
+    def _refuse(self, message: str) -> _Refused:
+        self._refused = True
+        return _Refused(message)
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            out[key] = self._refuse(f"duplicate key {key!r} in one JSON object") if key in out else value
+        return out
+
+    def _constant(self, name: str) -> _Refused:
+        return self._refuse(f"not a finite number: {name} (JSON has no NaN or Infinity; write null)")
+
+    def _float(self, text: str) -> float | _Refused:
+        value = float(text)
+        return value if math.isfinite(value) else self._refuse(f"not a finite number: {text} (too large)")
+
+    def _int(self, text: str) -> int | _Refused:
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return self._refuse(f"number with too many digits ({len(text)})")
+
+    def loads(self, text: str) -> Any:
+        """The value of ``text``, checked: see the class docstring."""
+        self._refused = False
+        try:
+            value = self._decoder.decode(text)
+        except RecursionError:
+            raise JSONProblem(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+        if (self._refused or _SURROGATE_ESCAPE.search(text)
+                or text.count("[") + text.count("{") > MAX_JSON_DEPTH):
+            _check(value)
+        return value
+
+
+def _check(value: Any) -> None:
+    """Raise :class:`JSONProblem` at the first refused value, lone surrogate or too deep nesting."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), value)]
+    while stack:
+        loc, v = stack.pop()
+        if isinstance(v, _Refused):
+            raise JSONProblem(v.message, ".".join(loc) or None)
+        if isinstance(v, str):
+            m = _SURROGATE.search(v)
+            if m:
+                raise JSONProblem(f"lone surrogate {ascii(m.group())[1:-1]} in text (not valid Unicode: a "
+                                  "\\uD800-\\uDFFF escape must be one half of a pair)", ".".join(loc) or None)
+        elif isinstance(v, dict | list):
+            if len(loc) >= MAX_JSON_DEPTH:
+                raise JSONProblem(f"nested more than {MAX_JSON_DEPTH} levels deep", loc[0] if loc else None)
+            if isinstance(v, dict):
+                for key in v:
+                    m = _SURROGATE.search(key)
+                    if m:
+                        raise JSONProblem(f"lone surrogate {ascii(m.group())[1:-1]} in a key (not valid Unicode)",
+                                          ".".join(loc) or None)
+                items = [((*loc, k), x) for k, x in v.items()]
+            else:
+                items = [((*loc, str(i)), x) for i, x in enumerate(v)]
+            stack.extend(reversed(items))  # first problem in document order
 
 
 def _fmt_validation(exc: ValidationError) -> tuple[str, str]:
@@ -41,18 +153,32 @@ def _fmt_validation(exc: ValidationError) -> tuple[str, str]:
 
 
 def _rows_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    strict = StrictJSON()
     with path.open(encoding="utf-8-sig") as fh:  # -sig: a leading byte-order mark is not data
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line.rstrip("\r\n"))  # without the newline, a column past the end is right
+                obj = strict.loads(line.rstrip("\r\n"))  # without the newline, a column past the end is right
             except json.JSONDecodeError as exc:
                 raise JudgekitError(f"malformed JSON ({exc.msg} at column {exc.colno})", path=path,
                                     line=n) from None
+            except JSONProblem as exc:
+                raise JudgekitError(exc.message, path=path, line=n, field=exc.field) from None
             if not isinstance(obj, dict):
                 raise JudgekitError("each line must be a JSON object", path=path, line=n)
             yield f"{n}", obj
+
+
+def _cell_json(text: str, path: Path, line: str, field: str, what: str) -> Any:
+    """The strict JSON value of a CSV cell (``what`` names the expected kind in the error)."""
+    try:
+        return StrictJSON().loads(text)
+    except json.JSONDecodeError:
+        raise JudgekitError(f"not a valid JSON {what}", path=path, line=int(line), field=field) from None
+    except JSONProblem as exc:
+        raise JudgekitError(exc.message, path=path, line=int(line),
+                            field=f"{field}.{exc.field}" if exc.field else field) from None
 
 
 def _split_list(value: Any, path: Path, line: str, field: str) -> Any:
@@ -62,22 +188,30 @@ def _split_list(value: Any, path: Path, line: str, field: str) -> Any:
     if not text:
         return []
     if text.startswith("["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise JudgekitError("not a valid JSON list", path=path, line=int(line), field=field) from None
+        return _cell_json(text, path, line, field, "list")
     return [p.strip() for p in text.split("|") if p.strip()]
 
 
 def _rows_csv(path: Path, delimiter: str = ",") -> Iterator[tuple[str, dict[str, Any]]]:
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)  # process-wide: raising it never breaks another reader
     with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets often write a BOM
         reader = csv.reader(fh, delimiter=delimiter)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise JudgekitError(f"malformed CSV ({exc})", path=path, line=reader.line_num or 1) from None
         if header is None:
             raise JudgekitError("empty CSV file (no header row)", path=path, line=1)
+        for i, name in enumerate(header):
+            if name in header[:i]:
+                raise JudgekitError("duplicate column in the header", path=path, line=1, field=name)
         while True:
             start = reader.line_num + 1  # where the next record starts (a quoted value may span lines)
-            values = next(reader, None)
+            try:
+                values = next(reader, None)
+            except csv.Error as exc:
+                raise JudgekitError(f"malformed CSV ({exc})", path=path, line=start) from None
             if values is None:
                 break
             if not values:  # a blank line
@@ -96,11 +230,7 @@ def _rows_csv(path: Path, delimiter: str = ",") -> Iterator[tuple[str, dict[str,
                 if field in out:
                     out[field] = _split_list(out[field], path, line, field)
             if "meta" in out and isinstance(out["meta"], str):
-                try:
-                    out["meta"] = json.loads(out["meta"])
-                except json.JSONDecodeError:
-                    raise JudgekitError("not a valid JSON object", path=path, line=int(line),
-                                        field="meta") from None
+                out["meta"] = _cell_json(out["meta"], path, line, "meta", "object")
             yield line, out
 
 
@@ -108,7 +238,13 @@ def _rows_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     try:
+        names = pq.read_schema(path).names
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise JudgekitError("duplicate column", path=path, field=name)
         table = pq.read_table(path)
+    except JudgekitError:
+        raise
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise JudgekitError(f"cannot read Parquet file: {exc}", path=path) from None
     for n, row in enumerate(table.to_pylist(), start=1):
@@ -148,13 +284,81 @@ def row_error(path: str | Path, where: str, message: str, field: str | None = No
     return _error(Path(path), where, message, field)
 
 
+RESULT_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".pq")
+_NESTED_RESULT_FIELDS = ("scores", "flags", "spread")
+_JSON_RESULT_FIELDS = ("samples", "panel")
+
+
+def _unflatten_result(row: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
+    """A results row of a .csv/.parquet file (as written by :func:`write_records`) back in the JSONL shape:
+    ``scores.relevance`` columns into a ``scores`` dict (likewise ``flags``, ``spread``), and the JSON text of
+    ``samples``/``panel`` decoded."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        head, dot, tail = key.partition(".")
+        if dot and head in _NESTED_RESULT_FIELDS:
+            out.setdefault(head, {})[tail] = value
+        elif key in _JSON_RESULT_FIELDS and isinstance(value, str):
+            try:
+                out[key] = StrictJSON().loads(value)
+            except json.JSONDecodeError:
+                raise _error(path, where, "not valid JSON text", key) from None
+            except JSONProblem as exc:
+                raise _error(path, where, exc.message, f"{key}.{exc.field}" if exc.field else key) from None
+        else:
+            out[key] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int/float (not a bool), or text that reads as one (CSV cells are text)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def read_judgments(path: str | Path) -> list[Judgment]:
-    """The judgments of a results file written by ``judgekit judge`` (.jsonl), validated line by line."""
+    """The judgments of a results file written by ``judgekit judge --out`` (.jsonl, .csv or .parquet),
+    validated row by row.
+
+    A scored row must carry a finite number for ``overall`` and for every criterion that the other scored rows
+    of the same rubric carry, and ``passed``; a missing or non-numeric score is an error naming the file, line
+    (``row N`` for Parquet) and field, never read as 0.
+    """
     path = Path(path)
-    if path.suffix.lower() not in (".jsonl", ".ndjson"):
-        raise JudgekitError("expected the .jsonl results of 'judgekit judge'", path=path)
+    suffix = path.suffix.lower()
+    if suffix not in RESULT_SUFFIXES:
+        raise JudgekitError("expected the results of 'judgekit judge' (.jsonl, .csv or .parquet)", path=path)
     out: list[Judgment] = []
-    for where, row in iter_rows(path):
+    criteria: dict[tuple[str, str], tuple[frozenset[str], str]] = {}
+    for where, raw in iter_rows(path):
+        row = raw if suffix in (".jsonl", ".ndjson") else _unflatten_result(raw, path, where)
+        if row.get("status") == "scored":
+            if "overall" not in row or row["overall"] is None:
+                raise _error(path, where, "a scored row needs its overall score", "overall")
+            if not _is_number(row["overall"]):
+                raise _error(path, where, f"not a finite number: {row['overall']!r}", "overall")
+            scores = row.get("scores")
+            if not isinstance(scores, dict):
+                raise _error(path, where, "a scored row needs its scores (an object of numbers)", "scores")
+            for name, value in scores.items():
+                if not _is_number(value):
+                    raise _error(path, where, f"not a finite number: {value!r}", f"scores.{name}")
+            if row.get("passed") is None:
+                raise _error(path, where, "a scored row needs passed (true or false)", "passed")
+            rubric_key = (str(row.get("rubric", "")), str(row.get("rubric_version", "")))
+            names = frozenset(scores)
+            if rubric_key in criteria and criteria[rubric_key][0] != names:
+                first, first_where = criteria[rubric_key]
+                missing = sorted(first - names) or sorted(names - first)
+                raise _error(path, where, f"criteria {sorted(names)} differ from {sorted(first)} of the scored row at "
+                                          f"{first_where} (same rubric)", f"scores.{missing[0]}")
+            criteria.setdefault(rubric_key, (names, where))
         try:
             out.append(Judgment.model_validate(row))
         except ValidationError as exc:
@@ -174,8 +378,9 @@ def _error(path: Path, where: str, message: str, field: str | None = None) -> Ju
 def read_responses(path: str | Path, *, check_images: bool = True) -> list[Response]:
     """Read and validate every response in ``path``; raise :class:`JudgekitError` at the first bad record.
 
-    Image paths are made absolute (relative to the file's folder) and checked to exist. ``(id, model,
-    condition)`` must be unique.
+    Image paths are made absolute (relative to the file's folder) and checked to be a recognised image (by its
+    header) within ``JUDGEKIT_MAX_IMAGE_PIXELS`` (see :mod:`judgekit.images`). ``(id, model, condition)`` must
+    be unique.
     """
     return _read_records(path, Response, REQUIRED, check_images=check_images)  # type: ignore[return-value]
 
@@ -218,11 +423,15 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
                     raise _error(path, where, f"a multiple-choice reference must be one of the option letters "
                                  f"{', '.join(letters)}, got {rec.reference!r}", "reference")
             for field in _LIST_FIELDS:
+                from judgekit.images import image_problem, resolve_image_path  # (kept local to this loop)
+
                 resolved = []
                 for p in getattr(rec, field):
-                    full = (base / p).resolve() if not os.path.isabs(p) else Path(p)
-                    if check_images and not full.is_file():
-                        raise _error(path, where, f"image file not found: {p}", field)
+                    full = resolve_image_path(base, p)
+                    # the signature, the size and the pixel cap from the header, before any call sends it
+                    problem = image_problem(full) if check_images else None
+                    if problem is not None:
+                        raise _error(path, where, f"{problem}: {p}", field)
                     resolved.append(str(full))
                 setattr(rec, field, resolved)
             uid = rec.uid if isinstance(rec, Response) else (rec.id, rec.condition or "")
@@ -239,32 +448,116 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
     return out
 
 
+def _json_safe(value: Any, field: str = "") -> Any:
+    """``value`` with every float NaN replaced by None (a missing value); an infinity raises ``ValueError``
+    naming its dotted field, since JSON has no token for it and no reader should guess one."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            raise ValueError(f"infinite number in field '{field or '-'}' cannot be written (JSON has no Infinity)")
+        return value
+    if isinstance(value, dict):
+        return {k: _json_safe(v, f"{field}.{k}" if field else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v, f"{field}.{i}" if field else str(i)) for i, v in enumerate(value)]
+    return value
+
+
+def _temp_name_re(name: str) -> re.Pattern[str]:
+    """Temp files of destination ``name``: ``.NAME.pid<PID>.<8 chars>.tmp`` (ours) or ``.NAME.<8 chars>.tmp``
+    (``tempfile.mkstemp``, earlier versions). Group 1 is the writer's process id, when known."""
+    return re.compile(r"\." + re.escape(name) + r"\.(?:pid(\d+)\.)?[a-z0-9_]{8}\.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap check: the age rule applies
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # PermissionError: alive, another user's; OverflowError: not a pid, age decides
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove the temp files of writes to ``path`` that can no longer finish: their process is dead, or they
+    are older than :data:`STALE_TEMP_AFTER_S`. Returns what was removed. The temp files of live writers
+    (this process included) and of other destinations are left alone; errors are ignored."""
+    path = Path(path)
+    pattern = _temp_name_re(path.name)
+    prefix = f".{path.name}."
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        m = pattern.fullmatch(entry.name)
+        if m is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AFTER_S
+            pid = int(m.group(1)) if m.group(1) else None
+            dead = pid is not None and pid != os.getpid() and not _pid_alive(pid)
+            if old or dead:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # removed meanwhile by another writer, or not ours to remove
+    return removed
+
+
+def _open_temp(path: Path) -> tuple[int, str]:
+    """Create the temp file of a write to ``path`` (same folder) with mode ``0666 & ~umask``, as ``open``
+    would (``tempfile.mkstemp`` makes it 0600); return its descriptor and name."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name for {path}")
+
+
 def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]]) -> None:
     """Write records atomically (temp file + rename) as JSONL, CSV or Parquet, chosen by the extension.
 
     CSV and Parquet flatten nested dicts one level with dotted names (``scores.relevance``); lists and
-    deeper structures are written as JSON text.
+    deeper structures are written as JSON text. A float NaN is written as null (an empty CSV cell); an
+    infinity raises ``ValueError`` before anything is written. The file gets the mode the umask gives, and
+    stale temp files of earlier, killed writes to ``path`` are removed (see :func:`remove_stale_temps`).
     """
     path = Path(path)
-    rows = [r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in records]
+    rows = [_json_safe(r.model_dump(mode="json") if isinstance(r, BaseModel) else r) for r in records]
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".csv", ".parquet", ".pq"):
         raise JudgekitError(f"unknown output type '{suffix}' (use .jsonl, .csv or .parquet)", path=path)
+    flat: list[dict[str, Any]] = []
+    columns: list[str] = []
+    if suffix not in (".jsonl", ".ndjson"):
+        flat = [_flatten(r) for r in rows]
+        for r in flat:
+            columns.extend(k for k in r if k not in columns)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    remove_stale_temps(path)
+    fd, tmp = _open_temp(path)
     try:
         if suffix in (".jsonl", ".ndjson"):
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
         else:
-            flat = [_flatten(r) for r in rows]
-            columns: list[str] = []
-            for r in flat:
-                columns.extend(k for k in r if k not in columns)
             if suffix == ".csv":
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
                     writer = csv.DictWriter(fh, fieldnames=columns)
                     writer.writeheader()
                     writer.writerows(flat)
@@ -272,6 +565,7 @@ def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
+                os.close(fd)  # pyarrow writes by name, into the file made with the umask's mode
                 # every column (from_pylist would take the columns of the first row only)
                 table = pa.table({c: [r.get(c) for r in flat] for c in columns})
                 pq.write_table(table, tmp)
@@ -288,7 +582,7 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
             for k, v in value.items():
                 out[f"{key}.{k}"] = v
         elif isinstance(value, dict | list):
-            out[key] = json.dumps(value, ensure_ascii=False)
+            out[key] = json.dumps(value, ensure_ascii=False, allow_nan=False)
         else:
             out[key] = value
     return out
@@ -296,10 +590,12 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same folder + rename): a reader sees the old
-    file or the new one, never half of one."""
+    file or the new one, never half of one. The file gets the mode the umask gives; stale temp files of
+    earlier, killed writes to ``path`` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path)
+    fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -307,3 +603,10 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> None:
+    """Write ``obj`` as JSON (and a final newline) with :func:`atomic_write_text`. Valid JSON only: a float NaN
+    is written as null, an infinity raises ``ValueError`` (``json.dumps`` would write the tokens
+    ``NaN``/``Infinity`` that no JSON reader accepts)."""
+    atomic_write_text(path, json.dumps(_json_safe(obj), indent=indent, allow_nan=False) + "\n")

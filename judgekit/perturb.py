@@ -140,14 +140,20 @@ def check_image(img: np.ndarray, source: str = "image") -> None:
 
 
 def read_image(path: str) -> np.ndarray:
-    """Decode an image file unchanged (grey stays grey, alpha is kept); clear errors for unreadable files."""
+    """Decode an image file unchanged (grey stays grey, alpha is kept); clear errors for unreadable files.
+
+    The header is checked first (:func:`judgekit.images.probe_bytes`): a recognised format within the pixel
+    cap (``JUDGEKIT_MAX_IMAGE_PIXELS``), so a small file that would decode to gigabytes is never decoded."""
+    from judgekit.images import probe_bytes
+
     cv2 = _cv2()
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise JudgekitError(f"cannot read image ({exc.strerror})", path=path) from None
-    if data.size == 0:
-        raise JudgekitError("empty image file", path=path)
+    probe_bytes(raw, path)
+    data = np.frombuffer(raw, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise JudgekitError("not a readable image (PNG, JPEG, BMP, TIFF or WebP expected)", path=path)

@@ -15,11 +15,19 @@ Conventions:
   at the originals) and one copy per condition pointing at the degraded images (query and reference
   images degraded the same way); items that already had another condition are passed through unchanged.
 - Nothing is half-written: files are made in a staging folder inside OUT and moved into place only when
-  every image has been read and degraded; a bad image stops the run before anything is moved.
+  every image has been read and degraded; a bad image stops the run before anything is moved (and before an
+  earlier run's output is touched).
+- OUT must be missing, empty or the output of an earlier run (it has ``manifest.jsonl``); any other folder is
+  refused. Re-running into an earlier run's OUT replaces that output: once the new files are made, the files
+  the earlier manifest lists (and its ``manifest.jsonl`` and ``items.jsonl``) that this run does not write
+  again are removed, then folders left empty; files the manifest does not list are kept.
+- Images are checked before decoding: their header must be a recognised format and within the pixel cap of
+  :mod:`judgekit.images` (``JUDGEKIT_MAX_IMAGE_PIXELS``); symbolic link loops and broken links are refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,14 +37,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from judgekit import images
 from judgekit import perturb as P
 from judgekit.errors import JudgekitError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 CLEAN = "clean"
+MANIFEST = "manifest.jsonl"
+ITEMS = "items.jsonl"
+STAGING_PREFIX = ".judgekit-staging-"
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,9 @@ class _Job:
 
 @dataclass
 class PerturbResult:
-    """What a run wrote: the manifest rows, the items file (or None) and timings."""
+    """What a run wrote: the manifest rows, the items file (or None) and timings; ``removed`` lists the files of
+    an earlier run in the same folder that this run removed (paths relative to OUT, posix), ``replaced`` counts
+    those it wrote again, and ``removed_conditions`` names the earlier conditions no longer written."""
 
     rows: list[dict[str, Any]]
     manifest: Path
@@ -119,6 +133,18 @@ class PerturbResult:
     conditions: list[str]
     sources: int
     seconds: float
+    removed: list[str] = field(default_factory=list)
+    replaced: int = 0
+    removed_conditions: list[str] = field(default_factory=list)
+
+    def removal_note(self) -> str | None:
+        """One line for the console about the earlier run's output, or None when there was none."""
+        if not self.removed and not self.replaced:
+            return None
+        note = f"earlier output in {self.manifest.parent}: {self.replaced} files replaced, {len(self.removed)} removed"
+        if self.removed_conditions:
+            note += f" (conditions no longer asked for: {', '.join(self.removed_conditions)})"
+        return note
 
 
 def _sha256(data: bytes) -> str:
@@ -140,10 +166,79 @@ def _common_root(paths: Sequence[Path]) -> Path:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Every image file under ``folder`` (recursively; by extension), sorted by relative path."""
-    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    """Every image file under ``folder`` (recursively; by extension; hidden names skipped), sorted by relative
+    path. A symbolic link with an image's extension that leads nowhere (a loop, a missing target) is refused."""
+    files = []
+    for p in folder.rglob("*"):
+        if p.suffix.lower() not in IMAGE_EXTS or any(part.startswith(".") for part in p.relative_to(folder).parts):
+            continue
+        if p.is_file():
+            files.append(p)
+        elif p.is_symlink():
+            raise JudgekitError(images.image_problem(p) or "not a file", path=p)
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _earlier_output(out_dir: Path) -> list[tuple[str, str]]:
+    """``(output, condition)`` of every file an earlier run wrote into ``out_dir`` (from its manifest); ``[]``
+    when ``out_dir`` is missing or empty (staging folders of other runs aside). Refuses a non-empty folder
+    without a manifest, a manifest that is not judgekit's, and an output path that leaves the folder."""
+    if not out_dir.exists():
+        return []
+    if not any(not e.name.startswith(STAGING_PREFIX) for e in out_dir.iterdir()):
+        return []
+    manifest = out_dir / MANIFEST
+    if not manifest.is_file():
+        raise JudgekitError(f"not empty and not a judgekit perturb output (no {MANIFEST}); choose an empty folder",
+                            path=out_dir)
+    out: list[tuple[str, str]] = []
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JudgekitError(f"cannot read the earlier run's manifest ({exc})", path=manifest) from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not (isinstance(row, dict) and isinstance(row.get("output"), str) and "sha256_output" in row
+                and isinstance(row.get("condition"), str)):
+            raise JudgekitError("not a judgekit perturb manifest; choose an empty folder", path=manifest, line=n)
+        rel = PurePosixPath(row["output"])
+        if (rel.is_absolute() or not rel.parts or ".." in rel.parts or rel.parts[0].startswith(STAGING_PREFIX)
+                or rel.as_posix() in (MANIFEST, ITEMS)):
+            raise JudgekitError(f"output path {row['output']!r} is not inside the folder; choose an empty folder",
+                                path=manifest, line=n)
+        out.append((rel.as_posix(), row["condition"]))
+    return out
+
+
+def _remove_earlier(out_dir: Path, earlier: Sequence[tuple[str, str]], written: set[str]) -> tuple[list[str], int]:
+    """Remove the files of ``earlier`` (and the earlier manifest and items file) that are not in ``written``,
+    then the folders that leaves empty. Returns the paths removed (relative, posix) and how many of the
+    earlier files are about to be replaced by files of ``written``."""
+    removed: list[str] = []
+    replaced = 0
+    folders: set[Path] = set()
+    base = out_dir.resolve()
+    for rel in dict.fromkeys([r for r, _ in earlier] + [MANIFEST, ITEMS]):
+        target = out_dir / rel
+        present = target.is_symlink() or target.is_file()
+        if present and not target.parent.resolve().is_relative_to(base):  # a linked folder: not ours
+            present = False
+        if rel in written:
+            replaced += present
+            continue
+        if present:
+            target.unlink()
+            removed.append(rel)
+            folders.update(p for p in target.parents if p != out_dir and p.is_relative_to(out_dir))
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty (files the manifest does not list) or already gone
+            folder.rmdir()
+    return removed, replaced
 
 
 def run_perturb(input_path: Path, out_dir: Path, *, conditions: Sequence[Condition] | None = None,
@@ -167,9 +262,11 @@ def run_perturb(input_path: Path, out_dir: Path, *, conditions: Sequence[Conditi
     if fmt not in ("same", "png", "jpg"):
         raise JudgekitError(f"unknown format '{fmt}' (same, png, jpg)", field="--format")
     if not input_path.exists():
-        raise JudgekitError("not found", path=input_path)
+        raise JudgekitError(images.image_problem(input_path) if input_path.is_symlink() else "not found",
+                            path=input_path)
     if out_dir.exists() and not out_dir.is_dir():
         raise JudgekitError("exists and is not a folder", path=out_dir)
+    earlier = _earlier_output(out_dir)
 
     items = None
     if input_path.is_dir():
@@ -228,8 +325,7 @@ def run_perturb(input_path: Path, out_dir: Path, *, conditions: Sequence[Conditi
                 data = job.source.read_bytes()
             except OSError as exc:
                 raise JudgekitError(f"cannot read image ({exc.strerror})", path=job.source) from None
-            if not data:
-                raise JudgekitError("empty image file", path=job.source)
+            images.probe_bytes(data, job.source)  # a known format within the pixel cap, before decoding
             sha_in = _sha256(data)
             img = _decode(data, job.source)
             rows = []
@@ -274,12 +370,16 @@ def run_perturb(input_path: Path, out_dir: Path, *, conditions: Sequence[Conditi
             lines = _items_lines(items, units, cond_of_unit, root, out_dir, fmt)
             (staging / "items.jsonl").write_text(lines, encoding="utf-8")
             items_out = out_dir / "items.jsonl"
-        # everything made: move into place (files first, the manifest and items file last)
-        for path in sorted(staging.rglob("*"), key=lambda p: (p.name in ("manifest.jsonl", "items.jsonl"), str(p))):
-            if path.is_file():
-                dest = out_dir / path.relative_to(staging)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, dest)
+        # everything made: remove what an earlier run wrote and this one does not, then move into place
+        # (files first, the manifest and items file last)
+        staged = sorted((p for p in staging.rglob("*") if p.is_file()),
+                        key=lambda p: (p.name in (MANIFEST, ITEMS), str(p)))
+        written = {p.relative_to(staging).as_posix() for p in staged}
+        removed, replaced = _remove_earlier(out_dir, earlier, written)
+        for path in staged:
+            dest = out_dir / path.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created:
@@ -287,8 +387,9 @@ def run_perturb(input_path: Path, out_dir: Path, *, conditions: Sequence[Conditi
         raise
     shutil.rmtree(staging, ignore_errors=True)
     names = sorted({r["condition"] for r in rows})
-    return PerturbResult(rows, out_dir / "manifest.jsonl", items_out, names, len(ordered),
-                         time.perf_counter() - t0)
+    gone = sorted({c for _, c in earlier} - set(names))
+    return PerturbResult(rows, out_dir / MANIFEST, items_out, names, len(ordered), time.perf_counter() - t0,
+                         removed=removed, replaced=replaced, removed_conditions=gone)
 
 
 def _unit_key(item) -> tuple[Path, ...]:  # type: ignore[no-untyped-def]

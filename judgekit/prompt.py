@@ -90,7 +90,13 @@ def _case_text(question: str, reference: str, response: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def image_data_url(path: str) -> str:
-    """Read an image file as a base64 data URL (cached: the same image is often shared by many items)."""
+    """Read an image file as a base64 data URL (cached: the same image is often shared by many items).
+
+    The MIME type comes from the extension. The file is fully checked when its responses or items file is
+    read (:func:`judgekit.images.probe_image`); here, an image whose header gives its size is also refused
+    above the pixel cap (``JUDGEKIT_MAX_IMAGE_PIXELS``), since the judge would decode it."""
+    from judgekit.images import ImageInfo, check_pixels, header_of_bytes
+
     p = Path(path)
     mime = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
     if not mime.startswith("image/"):
@@ -99,6 +105,13 @@ def image_data_url(path: str) -> str:
         data = p.read_bytes()
     except OSError as exc:
         raise JudgekitError(f"cannot read image: {exc}", path=p) from None
+    info: ImageInfo | None
+    try:
+        info = header_of_bytes(data, p)
+    except JudgekitError:
+        info = None  # not a header this module reads: the judge decides (records files refuse it earlier)
+    if info is not None:
+        check_pixels(info, p)
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 

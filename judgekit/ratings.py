@@ -9,6 +9,10 @@ Conventions:
   ``raters`` when given, else every column (other than the key columns) whose values are all ratings.
 - Values: numbers, or binary labels yes/no, true/false, correct/incorrect, pass/fail, 1/0 (read as 1/0).
   Numeric ratings must lie within the scale; a criterion whose values are all 0/1 or binary words is binary.
+- Non-finite numbers are errors, never a rating or a gap: ``NaN``/``Infinity`` tokens in JSONL (refused by the
+  reader), and ``nan``/``inf`` text or NaN/infinite floats in a rating cell (an unrated cell is left empty).
+- The table is read by :func:`judgekit.dataio.iter_rows`, whose rules apply: strict JSON (no duplicate keys,
+  lone surrogates or NaN/Infinity), CSV fields of any length, no column named twice.
 - Errors name the file, the line (``row N`` for Parquet) and the column, and stop before anything is written.
 """
 
@@ -65,6 +69,20 @@ def _parse_value(raw: object) -> tuple[float, bool] | None:
     return None
 
 
+def _non_finite(raw: object) -> bool:
+    """A number (or number text such as ``nan``, ``-inf``) that is not finite."""
+    if isinstance(raw, bool):
+        return False
+    if isinstance(raw, int | float):
+        return not math.isfinite(float(raw))
+    if isinstance(raw, str):
+        try:
+            return not math.isfinite(float(raw.strip()))
+        except ValueError:
+            return False
+    return False
+
+
 def read_ratings(path: str | Path, *, criterion: str = "overall", raters: Sequence[str] | None = None,
                  scale: tuple[float, float] = (1.0, 5.0), exclude: Sequence[str] = ()) -> HumanRatings:
     """Read a long or wide ratings table (see the module's conventions); clear errors for bad values,
@@ -94,9 +112,11 @@ def read_ratings(path: str | Path, *, criterion: str = "overall", raters: Sequen
                                     path=path, field="--raters")
             rater_cols = list(raters)
         else:
+            # a NaN/inf cell does not hide a rater column: it is reported below
             rater_cols = [c for c in candidates
-                          if all(_parse_value(r[c]) is not None for _, r in rows if c in r and r[c] is not None)
-                          and any(c in r for _, r in rows)]
+                          if all(_parse_value(r[c]) is not None or _non_finite(r[c])
+                                 for _, r in rows if c in r and r[c] is not None)
+                          and any(c in r and _parse_value(r[c]) is not None for _, r in rows)]
         if not rater_cols:
             raise JudgekitError("no rater columns found: give a long table (id, rater, score[, criterion]) or "
                                 "name the wide table's rater columns with --raters", path=path)
@@ -121,6 +141,9 @@ def read_ratings(path: str | Path, *, criterion: str = "overall", raters: Sequen
                 if long:
                     raise row_error(path, where, "required field is missing", "score")
                 continue  # a rater who did not rate this response
+            if _non_finite(raw):
+                raise row_error(path, where, f"not a finite number: {raw!r} (leave the cell empty when the rater did "
+                                "not rate this response)", col)
             parsed = _parse_value(raw)
             if parsed is None:
                 raise row_error(path, where, f"not a rating: {raw!r} (a number, or yes/no, true/false, 1/0)", col)
@@ -194,8 +217,14 @@ def _judge_value(j: Judgment, criterion: str, binary: bool, threshold: float) ->
 
 
 def join(judgments: Sequence[Judgment], ratings: HumanRatings, criterion: str, *, threshold: float = 3.0,
-         scale: tuple[float, float] = (1.0, 5.0), judge_label: str | None = None) -> Joined:
+         scale: tuple[float, float] = (1.0, 5.0), judge_label: str | None = None,
+         level: Literal["auto", "ordinal", "continuous"] = "auto") -> Joined:
     """Align the judge's values of ``criterion`` with the human ratings, response by response.
+
+    ``level`` chooses the statistics for non-binary ratings: ``auto`` is ordinal when every judge score and
+    every human rating is an integer and continuous as soon as one is fractional (the notes then say how many
+    and where); ``ordinal`` rounds fractional values half up to integers (and says how many were rounded);
+    ``continuous`` keeps them as they are.
 
     Binary human labels are compared with the judge's pass/fail (``overall``/``pass``), its flag of that name,
     or its score >= ``threshold``. Unscored judgments are left out and counted. Raises for rated responses
@@ -254,12 +283,31 @@ def join(judgments: Sequence[Judgment], ratings: HumanRatings, criterion: str, *
     if binary:
         kind: Kind = "binary"
         notes.append("binary labels: the judge's pass/fail (or flag) against the human labels")
-    elif np.all(humans[~np.isnan(humans)] == np.round(humans[~np.isnan(humans)])) and np.all(judge == np.round(judge)):
-        kind = "ordinal"
-        notes.append(f"integer ratings on {scale[0]:g}-{scale[1]:g}: ordinal statistics")
     else:
-        kind = "continuous"
-        notes.append("fractional scores (averaged samples or raters): correlation and interval-level statistics")
+        rated = humans[~np.isnan(humans)]
+        frac_j = int(np.sum(judge != np.round(judge)))
+        frac_h = int(np.sum(rated != np.round(rated)))
+        if level == "ordinal" or (level == "auto" and frac_j == 0 and frac_h == 0):
+            kind = "ordinal"
+            notes.append(f"integer ratings on {scale[0]:g}-{scale[1]:g}: ordinal statistics")
+            if frac_j or frac_h:  # --level ordinal: round half up, as a rater would
+                judge = np.floor(judge + 0.5)
+                humans = np.floor(humans + 0.5)
+                notes.append(f"--level ordinal rounded {frac_j} fractional judge score(s) and {frac_h} fractional "
+                             f"human rating(s) half up")
+        else:
+            kind = "continuous"
+            if frac_j or frac_h:
+                where = []
+                if frac_j:
+                    where.append(f"{frac_j} of {judge.size} judge scores (averaged samples or a panel)")
+                if frac_h:
+                    where.append(f"{frac_h} of {rated.size} human ratings")
+                notes.append(f"fractional values in {' and '.join(where)} switch the analysis to continuous "
+                             "statistics (correlations, interval-level alpha, ICC); --level ordinal rounds them "
+                             "and keeps kappa and ordinal alpha")
+            else:
+                notes.append("--level continuous: correlation and interval-level statistics")
     sel = [index[k] for k in keys]
     return Joined(criterion=criterion, kind=kind, keys=keys, judge=judge, humans=humans, raters=raters,
                   ids=[j.id for j in sel], models=[j.model for j in sel], conditions=[j.condition or "" for j in sel],

@@ -1,6 +1,12 @@
 """Rubrics as data: YAML files with criteria, level descriptors, how ``overall`` is obtained, a pass rule,
 derived flags and optional few-shot examples. :func:`load_rubric` validates a file and reports every
 problem with its line.
+
+Conventions:
+- A rubric is named by a path to its YAML file, or by the bare name of a shipped rubric (``general``,
+  ``robustmad``: no suffix, no folder, and no file of that name exists), from any working folder.
+- The YAML rules of :mod:`judgekit.yamlpos` apply: no anchors/aliases, no duplicate keys, bounded nesting.
+- Every number must be finite: ``.inf`` / ``.nan`` are errors wherever they appear (file, line, field).
 """
 
 from __future__ import annotations
@@ -8,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -39,7 +46,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 class Scale(BaseModel):
     """An integer scale ``min..max`` (inclusive)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     min: int = 1
     max: int = 5
 
@@ -68,7 +75,7 @@ class Scale(BaseModel):
 class Condition(BaseModel):
     """A comparison ``field op value``, written in YAML as ``"technical_accuracy >= 3"``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     field: str
     op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
     value: float
@@ -112,7 +119,7 @@ def _check_levels(levels: dict[int, str], scale: Scale) -> dict[int, str]:
 class Criterion(BaseModel):
     """One scored dimension with a descriptor for every level of its scale."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str
     description: str = Field(min_length=1)
     scale: Scale | None = None
@@ -133,7 +140,7 @@ class Overall(BaseModel):
     """How the overall score is obtained: given by the judge (with its own descriptors) or the weighted
     mean of the criteria."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     method: Literal["judge", "weighted_mean"] = "judge"
     description: str = "Your overall judgement of the answer."
     scale: Scale | None = None
@@ -143,7 +150,7 @@ class Overall(BaseModel):
 class Example(BaseModel):
     """A scored few-shot example shown to the judge."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     question: str
     reference: str
     response: str
@@ -154,7 +161,7 @@ class Example(BaseModel):
 class Rubric(BaseModel):
     """A validated rubric. Use :func:`load_rubric` to read one from YAML."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(min_length=1)
     version: str = Field(min_length=1)
     description: str = ""
@@ -170,6 +177,8 @@ class Rubric(BaseModel):
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("Input should be a finite number (a version such as '1.0')")
         return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
     @model_validator(mode="after")
@@ -340,12 +349,35 @@ def _problems_despite(data: dict[str, Any],
     return out
 
 
+def resolve_rubric(path: str | Path) -> Path:
+    """The file a rubric argument names: ``path`` itself when it is a file, else, for a bare name (no suffix,
+    no folder) such as ``general``, the shipped rubric of that name.
+
+    Raises :class:`JudgekitError` for an unknown name or a missing file, listing the shipped names.
+    """
+    from judgekit.sample_data import rubric_path, shipped_rubrics
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    text = str(path)
+    if path.suffix or not text or "/" in text or "\\" in text or path.name != text:
+        if not path.exists():
+            raise JudgekitError(f"file not found (shipped rubrics, usable by name: {', '.join(shipped_rubrics())})",
+                                path=path)
+        return path  # a folder or other non-file: reported by the reader
+    if text in shipped_rubrics():
+        return rubric_path(text)
+    raise JudgekitError(f"no rubric file or shipped rubric named {text!r} (shipped: {', '.join(shipped_rubrics())}; "
+                        "or give the path of a .yaml file)")
+
+
 def load_rubric(path: str | Path) -> Rubric:
-    """Read and validate a rubric YAML file.
+    """Read and validate a rubric YAML file, or a shipped rubric by name (see :func:`resolve_rubric`).
 
     Raises :class:`JudgekitError` listing every problem as ``file:line: field 'a.b': message``.
     """
-    path = Path(path)
+    path = resolve_rubric(path)
     data, lines = load_yaml_with_lines(path)
     if not isinstance(data, dict):
         raise JudgekitError("a rubric file must be a YAML mapping (name, version, criteria, ...)", path=path,

@@ -156,3 +156,27 @@ def test_refusals_exit_2_and_write_nothing(tmp_path: Path) -> None:
     assert "empty join" in refused(bad, judge=unscored)
     assert "no ratings of criterion 'relevance'" in refused(ratings, "--criterion", "relevance")
     assert "expected LO-HI" in refused(ratings, "--scale", "five")
+
+
+def test_shipped_rubric_by_name_and_strict_rating_files(tmp_path: Path) -> None:
+    results, ratings = _ordinal_files(tmp_path)
+    r = jk("agree", "--judge", results, "--human", ratings, "--rubric", "robustmad", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = ratings.read_text().splitlines()  # add a free-text column far over csv's default 131,072 characters
+    wide_note = "\n".join([text[0] + ",note", *(f"{line},{'x' * 200_000 if i == 0 else ''}"
+                                                 for i, line in enumerate(text[1:]))]) + "\n"
+    ratings.write_text(wide_note)
+    r = jk("agree", "--judge", results, "--human", ratings)
+    assert r.returncode == 0, r.stderr
+    bad = tmp_path / "bad.jsonl"
+    out = tmp_path / "a.json"
+    for line, expected in (('{"id": "q1", "model": "m1", "rater": "ann", "score": 3, "score": 4}',
+                            "bad.jsonl:1: field 'score': duplicate key 'score'"),
+                           ('{"id": "q1", "model": "m1", "rater": "ann", "score": NaN}',
+                            "bad.jsonl:1: field 'score': not a finite number: NaN"),
+                           ('{"id": "q1\\ud800", "model": "m1", "rater": "ann", "score": 3}',
+                            "bad.jsonl:1: field 'id': lone surrogate \\ud800")):
+        bad.write_text(line + "\n")
+        r = jk("agree", "--judge", results, "--human", bad, "--json", out)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and not out.exists(), r.stderr
+        assert expected in r.stderr, r.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,19 @@ def write_jsonl(path: Path, rows: list[dict[str, Any] | str]) -> Path:
     return path
 
 
+def _png_1x1() -> bytes:
+    """A valid 1x1 grey PNG (image paths are probed: a bare signature is a truncated file)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
+
+
 def touch(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    path.write_bytes(_png_1x1())
     return path
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -293,9 +296,26 @@ def _run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+def _symlink_loop(p: Path) -> None:
+    p.symlink_to(p.with_suffix(".lnk").name)
+    p.with_suffix(".lnk").symlink_to(p.name)
+
+
+def _giant_png(p: Path, width: int = 30000, height: int = 30000) -> None:
+    """A PNG of ~100 bytes whose header says ``width`` x ``height`` (1-bit grey; only its first rows of data)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\x00" + bytes((width + 7) // 8) for _ in range(4))
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                  + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
 @pytest.mark.parametrize("make_bad, message", [
-    (lambda p: p.write_text("not an image"), "not a readable image"),
+    (lambda p: p.write_text("not an image"), "not an image file (PNG, JPEG, GIF, WebP, BMP or TIFF expected"),
     (lambda p: p.write_bytes(b""), "empty image file"),
+    (_giant_png, "image is 30000 x 30000 = 900 megapixels, above the limit of 100 megapixels"),
+    (_symlink_loop, "symbolic link loop"),
     (lambda p: p.write_bytes(cv2.imencode(".png", _textured())[1].tobytes()[:60]), "not a readable image"),
     (lambda p: cv2.imwrite(str(p), _textured(20, 200)), "too small"),
     (lambda p: cv2.imwrite(str(p), (_textured(64, 64, 1).astype(np.uint16) * 200)), "8-bit"),
@@ -339,3 +359,121 @@ def test_an_output_folder_inside_the_input_is_not_read_back(tmp_path: Path) -> N
     second = run_perturb(src, src / "deg", conditions=conds)
     assert len(first.rows) == len(second.rows) == 4
     assert [r["sha256_output"] for r in first.rows] == [r["sha256_output"] for r in second.rows]
+
+
+# ------------------------------------------------------------------------------------ big and looping images
+
+def test_read_image_checks_the_header_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _giant_png(tmp_path / "giant.png")
+    with pytest.raises(JudgekitError, match="30000 x 30000 = 900 megapixels, above the limit") as info:
+        P.read_image(str(tmp_path / "giant.png"))
+    assert info.value.path == str(tmp_path / "giant.png")
+    cv2.imwrite(str(tmp_path / "ok.png"), _textured(64, 80))
+    assert P.read_image(str(tmp_path / "ok.png")).shape == (64, 80, 3)
+    monkeypatch.setenv("JUDGEKIT_MAX_IMAGE_PIXELS", str(64 * 80 - 1))
+    with pytest.raises(JudgekitError, match=r"80 x 64 = 0\.00512 megapixels, above the limit"):
+        P.read_image(str(tmp_path / "ok.png"))
+
+
+def test_an_items_file_with_a_looping_or_giant_image_names_its_line(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write_images(src)
+    _symlink_loop(src / "loop.png")
+    _giant_png(src / "giant.png")
+    for bad in ("loop.png", "giant.png"):
+        rows = [{"id": "a", "question": "q", "reference": "r", "images": ["src/a/000.png"]},
+                {"id": "b", "question": "q", "reference": "r", "images": ["src/a/000.png"],
+                 "reference_images": [f"src/{bad}"]}]
+        items = tmp_path / "items.jsonl"
+        items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        proc = _run_cli("perturb", items, "--ops", "jpeg", "--out", tmp_path / "out")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"{items}:2: field 'reference_images': " in proc.stderr and bad in proc.stderr
+        assert not (tmp_path / "out").exists()
+    proc = _run_cli("perturb", src / "loop.png", "--ops", "jpeg", "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "symbolic link loop" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------------- re-running into --out
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative posix path -> sha256)."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_rerun_removes_the_earlier_output_it_does_not_write_again(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write_images(src)
+    out = tmp_path / "out"
+    first = run_perturb(src, out, conditions=parse_conditions("jpeg,low_light", [1, 2]))
+    assert len(first.rows) == 16 and first.removal_note() is None
+    (out / "notes.txt").write_text("mine")  # not listed in the manifest: kept
+    (out / "low_light@1" / "b" / "mine.txt").write_text("mine")  # keeps its folder alive
+    second = run_perturb(src, out, conditions=parse_conditions("jpeg", [1]))
+    assert set(_tree(out)) == ({r["output"] for r in second.rows}
+                               | {"manifest.jsonl", "notes.txt", "low_light@1/b/mine.txt"})
+    assert sorted(p.name for p in out.iterdir()) == ["jpeg@1", "low_light@1", "manifest.jsonl", "notes.txt"]
+    assert not (out / "low_light@1" / "a").exists()  # emptied folders removed
+    assert len(second.removed) == 12 and second.replaced == 4 + 1  # 4 images and the manifest
+    assert second.removed_conditions == ["jpeg@2", "low_light@1", "low_light@2"]
+    note = second.removal_note()
+    assert note is not None
+    assert "5 files replaced, 12 removed (conditions no longer asked for: jpeg@2, low_light@1, low_light@2)" in note
+    manifest = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [m["output"] for m in manifest] == [r["output"] for r in second.rows]
+
+
+def test_a_folder_run_after_an_items_run_removes_the_earlier_items_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write_images(src)
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "a", "question": "q", "reference": "r", "images": ["src/a/000.png"]}) + "\n")
+    out = tmp_path / "out"
+    run_perturb(items, out, conditions=parse_conditions("jpeg", [3]))
+    assert (out / "items.jsonl").is_file()
+    second = run_perturb(src, out, conditions=parse_conditions("jpeg", [3]))
+    assert "items.jsonl" in second.removed and not (out / "items.jsonl").exists()
+    assert set(_tree(out)) == {r["output"] for r in second.rows} | {"manifest.jsonl"}
+
+
+def test_a_failed_rerun_leaves_the_earlier_output_intact(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write_images(src)
+    out = tmp_path / "out"
+    run_perturb(src, out, conditions=parse_conditions("jpeg,motion_blur", [1]))
+    before = _tree(out)
+    (src / "b" / "zz_bad.png").write_text("not an image")
+    proc = _run_cli("perturb", src, "--ops", "low_light", "--out", out)
+    assert proc.returncode == 2 and "zz_bad.png" in proc.stderr and "Traceback" not in proc.stderr
+    assert _tree(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["jpeg@1", "manifest.jsonl", "motion_blur@1"]
+
+
+def test_perturb_refuses_a_non_empty_folder_that_is_not_its_output(tmp_path: Path) -> None:
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("keep me")
+    proc = _run_cli("perturb", SAMPLE_IMAGES, "--ops", "jpeg", "--out", out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{out}: not empty and not a judgekit perturb output (no manifest.jsonl); choose an empty folder" \
+        in " ".join(proc.stderr.split())
+    assert [p.name for p in out.iterdir()] == ["chapter1.tex"]
+    (out / "manifest.jsonl").write_text('{"rows": 3}\n')  # a manifest, not judgekit's
+    with pytest.raises(JudgekitError, match="not a judgekit perturb manifest") as info:
+        run_perturb(SAMPLE_IMAGES, out, conditions=parse_conditions("jpeg", [1]))
+    assert info.value.line == 1
+    escaping = {"output": "../chapter1.tex", "condition": "jpeg@1", "sha256_output": "0" * 64}
+    (out / "manifest.jsonl").write_text(json.dumps(escaping) + "\n")
+    with pytest.raises(JudgekitError, match="is not inside the folder"):
+        run_perturb(SAMPLE_IMAGES, out, conditions=parse_conditions("jpeg", [1]))
+    assert sorted(p.name for p in out.iterdir()) == ["chapter1.tex", "manifest.jsonl"]
+
+
+def test_an_empty_folder_or_one_with_only_a_stale_staging_folder_is_used(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / ".judgekit-staging-old").mkdir(parents=True)
+    res = run_perturb(SAMPLE_IMAGES, out, conditions=parse_conditions("jpeg", [1]))
+    assert res.removal_note() is None and (out / "manifest.jsonl").is_file()
+    assert (out / ".judgekit-staging-old").is_dir()  # maybe another run's: not ours to remove
+    assert not os.listdir(out / ".judgekit-staging-old")

@@ -11,15 +11,29 @@ SAMPLE_DIR = Path(__file__).with_name("robustmad_sample")
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
+def _rubric_folders() -> tuple[Path, Path]:
+    return (_PACKAGE / "rubrics", _PACKAGE.parent / "rubrics")
+
+
+def shipped_rubrics() -> list[str]:
+    """The names of the shipped rubrics (``general``, ``robustmad``), sorted; each loads by name with
+    :func:`judgekit.rubric.load_rubric` and :func:`rubric_path`."""
+    for folder in _rubric_folders():
+        names = sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())
+        if names:
+            return names
+    return []
+
+
 def rubric_path(name: str) -> Path:
     """The shipped rubric ``name`` (``robustmad`` or ``general``): ``judgekit/rubrics/`` in an installed
     wheel, the top-level ``rubrics/`` folder in a source checkout (an editable install)."""
-    for folder in (_PACKAGE / "rubrics", _PACKAGE.parent / "rubrics"):
+    for folder in _rubric_folders():
         path = folder / f"{name}.yaml"
         if path.is_file():
             return path
-    raise JudgekitError(f"shipped rubric '{name}' not found (looked in {_PACKAGE / 'rubrics'} and "
-                        f"{_PACKAGE.parent / 'rubrics'})")
+    raise JudgekitError(f"shipped rubric '{name}' not found (shipped: {', '.join(shipped_rubrics()) or 'none'}; "
+                        f"looked in {_PACKAGE / 'rubrics'} and {_PACKAGE.parent / 'rubrics'})")
 
 
 def sample_responses() -> Path:
