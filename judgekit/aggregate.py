@@ -59,7 +59,10 @@ def summarize(judgments: Iterable[Judgment], by: Sequence[str], criteria: Sequen
         g = GroupSummary(key=key, n=len(js), scored=len(scored), unscored=len(js) - len(scored))
         if scored:
             g.means = {c: math.fsum(j.scores[c] for j in scored) / len(scored) for c in criteria}
-            g.mean_overall = math.fsum(j.overall or 0.0 for j in scored) / len(scored)
+            overall = [j.overall for j in scored]
+            if any(v is None for v in overall):  # Judgment validation forbids it; never average a gap as 0
+                raise ValueError("a scored judgment has no overall score")
+            g.mean_overall = math.fsum(overall) / len(scored)  # type: ignore[arg-type]
             g.passed = sum(1 for j in scored if j.passed)
             g.pass_rate = g.passed / len(scored)
             g.pass_ci = wilson_interval(g.passed, len(scored))

@@ -1,17 +1,21 @@
 """The ``judgekit`` command: a thin layer that parses flags and calls the Python API.
 
-Exit codes: 0 done; 2 bad input (message names the file and line or the flag; nothing is written);
-3 incomplete (the cost budget was reached or some samples failed in transport: re-run the same command to
-resume); 130 interrupted (everything finished so far is in the store).
+Exit codes: 0 done; 2 bad input or setup (the message names the file and line, the flag, or the cause - an
+unknown provider, a refused key, a server that does not answer; nothing is written); 3 incomplete (the cost
+budget was reached or some samples failed in transport: re-run the same command to resume); 4 the machine
+failed (disk full, I/O error: every finished call is stored); 130 interrupted (everything finished so far is
+in the store); 141 the reader of the output went away (``| head``).
 Heavy imports (litellm, scipy, pyarrow) happen inside the commands, never at ``--help`` time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from judgekit import __version__
@@ -19,16 +23,48 @@ from judgekit.errors import JudgekitError
 
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3
+EXIT_SYSTEM = 4
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+def _int_at_least(lo: int):  # type: ignore[no-untyped-def]
+    """An argparse type: an integer >= ``lo`` (argparse names the flag as typed in its error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected {'0 or more' if lo == 0 else f'at least {lo}'}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(lo: float | None = None, *, above: bool = False):  # type: ignore[no-untyped-def]
+    """An argparse type: a finite number, >= ``lo`` (or > ``lo`` when ``above``); nan and inf are refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if lo is not None and (value <= lo if above else value < lo):
+            raise argparse.ArgumentTypeError(f"expected a number {'above' if above else 'of at least'} {lo:g}, "
+                                             f"got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_count = _int_at_least(0)
+_positive = _number(0, above=True)
+_non_negative = _number(0)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -40,7 +76,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        description="Judge every response with the rubric; results per response to --out, "
                                    "every call to the --store (a re-run skips what is stored).")
     j.add_argument("responses", type=Path, help="responses file (.jsonl, .csv or .parquet)")
-    j.add_argument("--rubric", type=Path, required=True, help="rubric YAML file (see rubrics/)")
+    j.add_argument("--rubric", type=Path, required=True,
+                   help="rubric YAML file, or the name of a shipped rubric (robustmad, general)")
     j.add_argument("--judge", action="append", required=True, metavar="MODEL",
                    help="judge model as a litellm provider string (openai/gpt-4o-mini, anthropic/..., "
                         "ollama/...), or local/default (the embedded offline judge), local/PATH (a Hugging Face "
@@ -63,25 +100,25 @@ def _build_parser() -> argparse.ArgumentParser:
     j.add_argument("--samples", type=_positive_int, default=1, help="samples per judgment (default 1)")
     j.add_argument("--reduce", choices=["mean", "median", "mode"], default="mean",
                    help="how samples are reduced (default mean)")
-    j.add_argument("--reasks", type=_positive_int, default=2,
+    j.add_argument("--reasks", type=_count, default=2,
                    help="re-asks after an invalid reply before a sample is unscored (default 2)")
-    j.add_argument("--retries", type=_positive_int, default=6,
+    j.add_argument("--retries", type=_count, default=6,
                    help="retries on 429/5xx/timeouts/dropped connections, with back-off (default 6)")
-    j.add_argument("--timeout", type=float, default=120.0, help="seconds per call (default 120)")
-    j.add_argument("--temperature", type=float, default=0.0, help="judge temperature (default 0)")
+    j.add_argument("--timeout", type=_positive, default=120.0, help="seconds per call (default 120)")
+    j.add_argument("--temperature", type=_non_negative, default=0.0, help="judge temperature (default 0)")
     j.add_argument("--seed", type=int, default=0, help="judge seed; sample k uses seed+k (default 0)")
-    j.add_argument("--max-tokens", type=int, default=512, help="max tokens of a judge reply (default 512)")
+    j.add_argument("--max-tokens", type=_positive_int, default=512, help="max tokens of a judge reply (default 512)")
     j.add_argument("--response-format", choices=["auto", "json_schema", "json_object_schema", "json_object", "none"],
                    default="auto",
                    help="constrain the reply with the rubric's JSON schema: json_schema (OpenAI form), "
                         "json_object_schema (llama-cpp-python's form); auto tries them in that order, then "
                         "none, as the server rejects them (default auto)")
     j.add_argument("--no-images", action="store_true", help="do not attach images to the judge prompt")
-    j.add_argument("--rpm", type=float, help="requests per minute limit (per run)")
-    j.add_argument("--tpm", type=float, help="tokens per minute limit (per run, estimated before each call)")
-    j.add_argument("--max-cost", type=float, metavar="USD", help="stop starting new calls once spent")
-    j.add_argument("--price-in", type=float, metavar="USD_PER_M", help="price per million input tokens")
-    j.add_argument("--price-out", type=float, metavar="USD_PER_M", help="price per million output tokens")
+    j.add_argument("--rpm", type=_positive, help="requests per minute limit (per run)")
+    j.add_argument("--tpm", type=_positive, help="tokens per minute limit (per run, estimated before each call)")
+    j.add_argument("--max-cost", type=_positive, metavar="USD", help="stop starting new calls once spent")
+    j.add_argument("--price-in", type=_non_negative, metavar="USD_PER_M", help="price per million input tokens")
+    j.add_argument("--price-out", type=_non_negative, metavar="USD_PER_M", help="price per million output tokens")
     j.add_argument("--panel-reduce", choices=["mean", "median", "mode"], default="mean",
                    help="how a panel's judgments are combined (default mean)")
     j.add_argument("--panel-quorum", type=_positive_int,
@@ -100,7 +137,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "per-category and per-condition tables and, when it holds a clean and "
                                     "degraded conditions, the robustness comparison: for each model, criterion and "
                                     "category, the paired mean difference and pass-rate difference with bootstrap "
-                                    "95%% CIs and a paired test.")
+                                    "95% CIs and a paired test.")
     rp.add_argument("results", type=Path, help="results .jsonl written by 'judgekit judge'")
     rp.add_argument("--baseline", default="clean", help="the reference condition (default clean; empty counts "
                                                         "as clean)")
@@ -187,15 +224,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="plain: temperature 0, 512 tokens, the question as is; robustmad: temperature 0.2, "
                         "<= 100 new tokens, answer in <= 50 words without bullets, parentheses or slashes "
                         "(default plain)")
-    g.add_argument("--temperature", type=float, help="override the preset's temperature for open questions")
-    g.add_argument("--max-tokens", type=int, help="override the preset's max new tokens for open questions")
+    g.add_argument("--temperature", type=_non_negative, help="override the preset's temperature for open questions")
+    g.add_argument("--max-tokens", type=_positive_int, help="override the preset's max new tokens for open questions")
     g.add_argument("--seed", type=int, default=0, help="seed sent with every request (default 0)")
     g.add_argument("--no-images", action="store_true", help="ask without the images (text-only trials)")
     g.add_argument("--concurrency", type=_positive_int, default=16, help="calls in flight (default 16)")
-    g.add_argument("--retries", type=_positive_int, default=6, help="retries on transient faults (default 6)")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per call (default 120)")
-    g.add_argument("--rpm", type=float, help="requests per minute limit")
-    g.add_argument("--tpm", type=float, help="tokens per minute limit")
+    g.add_argument("--retries", type=_count, default=6, help="retries on transient faults (default 6)")
+    g.add_argument("--timeout", type=_positive, default=120.0, help="seconds per call (default 120)")
+    g.add_argument("--rpm", type=_positive, help="requests per minute limit")
+    g.add_argument("--tpm", type=_positive, help="tokens per minute limit")
     g.add_argument("--store", type=Path, default=Path("judgekit-store.sqlite"),
                    help="SQLite store (default judgekit-store.sqlite; may be the judging store)")
     g.add_argument("--out", type=Path, required=True, help="responses file to write (.jsonl, .csv, .parquet)")
@@ -206,7 +243,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                       "ICC, inter-human ceiling, PPI pass rates)",
                         description="Join the judge's results with human ratings on the response id and report, per "
                                     "criterion, every agreement statistic that fits the ratings (binary labels, 1-5 "
-                                    "integers, or fractional scores) with bootstrap 95%% CIs, which level each "
+                                    "integers, or fractional scores) with bootstrap 95% CIs, which level each "
                                     "correlation is at, the inter-human ceiling beside the judge, and per model the "
                                     "prediction-powered pass rate. See README, 'Agreement with people'.")
     ag.add_argument("--judge", type=Path, required=True, metavar="RESULTS", help="results .jsonl of 'judgekit judge'")
@@ -225,13 +262,18 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="rating scale (default: the --rubric's, else 1-5)")
     ag.add_argument("--rubric", type=Path, metavar="FILE", help="the rubric the judge used: its scale becomes "
                                                                 "the default")
-    ag.add_argument("--threshold", type=float, default=None,
+    ag.add_argument("--level", choices=["auto", "ordinal", "continuous"], default="auto",
+                    help="statistics for non-binary ratings: auto = ordinal when every value is an integer, "
+                         "continuous as soon as one is fractional (it says how many); ordinal rounds fractional "
+                         "values half up; continuous keeps them (default auto)")
+    ag.add_argument("--threshold", type=_number(), default=None,
                     help="pass threshold (default 3: overall >= 3, as RobustMAD)")
     ag.add_argument("--judge-label", metavar="JUDGE", help="which judge of a results file with several")
     ag.add_argument("--boot", type=_positive_int, default=1000, help="bootstrap resamples (default 1000)")
     ag.add_argument("--ci", choices=["percentile", "bca"], default="percentile", help="interval method")
     ag.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     ag.add_argument("--json", type=Path, metavar="OUT", help="also write everything as JSON")
+    ag.add_argument("--markdown", type=Path, metavar="OUT", help="also write every table shown as Markdown")
 
     m = sub.add_parser("mcq", help="score multiple-choice answers (MMAD / RobustMAD MCQ): accuracy per subtask",
                        description="Read the letter each answer chose (never guessing: an unparsable answer counts "
@@ -250,7 +292,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rubric", help="rubric tools")
     rsub = r.add_subparsers(dest="rubric_command", required=True, metavar="SUBCOMMAND")
     rc = rsub.add_parser("check", help="validate a rubric file")
-    rc.add_argument("file", type=Path)
+    rc.add_argument("file", type=Path, help="rubric YAML file, or the name of a shipped rubric (robustmad, general)")
 
     e = sub.add_parser("export", help="export every stored call of a store")
     e.add_argument("store", type=Path)
@@ -290,7 +332,11 @@ def _judge_specs(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
             spec = _local_spec(model, args.local_mode, args.calibration, args.threads, base=spec)
         elif spec.resolved_backend() == "lean" and not base:
             raise JudgekitError("--backend lean needs --api-base", field="--backend")
-        spec.api_key()  # fail now, before anything is written, if the variable is missing
+        elif spec.resolved_backend() == "litellm":
+            from judgekit.backends.litellm_backend import check_model
+
+            check_model(model, base)
+        spec.api_key()  # fail now, before anything is written, if the variable is missing or empty
         specs.append(spec)
     return specs
 
@@ -340,7 +386,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     rubric = load_rubric(args.rubric)
     responses = read_responses(args.responses)
     specs = _judge_specs(args)
-    options = RunOptions(concurrency=args.concurrency or 1, samples=args.samples or 1, reduce=args.reduce,
+    options = RunOptions(concurrency=args.concurrency, samples=args.samples, reduce=args.reduce,
                          reasks=args.reasks, retries=args.retries, requests_per_minute=args.rpm,
                          tokens_per_minute=args.tpm, max_cost=args.max_cost, panel_reduce=args.panel_reduce,
                          panel_quorum=args.panel_quorum)
@@ -349,12 +395,40 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         raise JudgekitError(f"unknown output type '{args.out.suffix}' (use .jsonl, .csv or .parquet)",
                             field="--out")
     _check_suffix(args.robustness, "--robustness", (".json", ".md"))
+    _check_writable(args.out, "--out")  # before the first paid call, not after the last one
+    _check_writable(args.robustness, "--robustness")
     if args.samples > 1 and args.temperature == 0:
         console.print("[yellow]warning:[/yellow] --samples > 1 at temperature 0: samples will mostly agree")
 
     _, code = _run_judging(responses, rubric, specs, options, store_path=args.store, out_path=args.out,
                            no_progress=args.no_progress, max_cost=args.max_cost, robustness_out=args.robustness)
     return code
+
+
+def _check_writable(path: Path | None, flag: str) -> None:
+    """Refuse, before any work is done or paid for, an output path that cannot be written: a folder, a folder
+    that is a file, a read-only file, or a place without write permission (read-only filesystem). Creates
+    nothing: a missing folder is created only when the output is written."""
+    import os
+    import tempfile
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise JudgekitError("is a folder; give a file name", path=path, field=flag)
+    parent = path.parent if str(path.parent) else Path(".")
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise JudgekitError(f"cannot write here: {parent} is not a folder", path=path, field=flag)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise JudgekitError("cannot write: the file is read-only", path=path, field=flag)
+    try:  # a real probe: access() is not the whole truth (ACLs, read-only mounts seen by root)
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".judgekit-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise JudgekitError(f"cannot write in {parent}: {exc.strerror}", path=path, field=flag) from None
 
 
 def _check_suffix(path: Path | None, flag: str, suffixes: tuple[str, ...]) -> None:
@@ -366,26 +440,74 @@ def _print_robustness(judgments, criteria, console, *, out_path: Path | None = N
                       all_criteria: bool = False, n_boot: int = 2000, seed: int = 0) -> list:  # type: ignore[type-arg]
     """When ``judgments`` hold the baseline and another condition: print the robustness table (overall and
     pass rows, or every criterion) and write it to ``out_path`` (.json rows or .md tables). Returns the rows."""
-    import json
 
-    from judgekit.dataio import atomic_write_text
+    from judgekit.dataio import atomic_write_json, atomic_write_text
     from judgekit.robustness import compare_conditions, robustness_markdown, robustness_table, rows_to_dicts
 
     conditions = {j.condition or "clean" for j in judgments}
     if len(conditions) < 2 or (baseline or "clean") not in conditions:
         if out_path is not None:
-            console.print(f"no robustness comparison: the results hold no '{baseline}' baseline and other "
-                          f"condition(s) (conditions: {', '.join(sorted(conditions))})")
+            console.print(_no_robustness_note(judgments, baseline))
         return []
     rows = compare_conditions(judgments, criteria, baseline=baseline, n_boot=n_boot, seed=seed)
     console.print(robustness_table(rows, metrics=None if all_criteria else ("overall", "pass")))
     if out_path is not None:
         if out_path.suffix.lower() == ".json":
-            atomic_write_text(out_path, json.dumps(rows_to_dicts(rows), indent=1) + "\n")
+            atomic_write_json(out_path, rows_to_dicts(rows))
         else:
             atomic_write_text(out_path, robustness_markdown(rows))
         console.print(f"robustness -> {out_path}")
     return rows
+
+
+@contextlib.contextmanager
+def _new_store_cleanup(path: Path) -> Iterator[None]:
+    """Remove the store at ``path`` (with its -wal/-shm) when this command created it and leaves it without a
+    single stored call because it stopped on an error (bad setup, nothing answering): a failed first try leaves
+    no empty database behind. A store that existed before is never touched."""
+    existed = path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and path.is_file():
+            try:
+                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                try:  # no call, and no claim of another run that may have opened the new store meanwhile
+                    empty = all(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] == 0
+                                for t in ("calls", "claims"))
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                empty = False
+            if empty:
+                for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+        raise
+
+
+def _progress_callback(progress, task):  # type: ignore[no-untyped-def]
+    """``on_progress(done, total, cost)`` for a rich progress bar: the rate and the time left are this run's own
+    (answers read from the store at the start count for neither), so a local judge that finishes a batch of
+    16 at once after a slow model load shows 0.2/s and some minutes left, not rich's 0:00:01 guess."""
+    import time
+
+    started: dict[str, tuple[float, int] | None] = {"t": None}
+
+    def on_progress(done: int, total: int, cost: float = 0.0) -> None:
+        now = time.perf_counter()
+        if started["t"] is None:
+            started["t"] = (now, done)
+        t0, d0 = started["t"]
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
+        if rate > 0 and total:
+            left = round((total - done) / rate)
+            eta = f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} left"
+        else:
+            eta = "-:--:-- left"
+        progress.update(task, completed=done, total=total, rate=f"{rate:.1f}/s", eta=eta, cost=f"{cost:.4f}")
+
+    return on_progress
 
 
 def _run_judging(responses, rubric, specs, options, *, store_path: Path, out_path: Path,  # type: ignore[no-untyped-def]
@@ -393,7 +515,7 @@ def _run_judging(responses, rubric, specs, options, *, store_path: Path, out_pat
                  robustness_out: Path | None = None):
     """Run the judges with a progress bar, write the results, print the tables; (report, exit code)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from judgekit.dataio import write_records
     from judgekit.runner import Runner
@@ -401,31 +523,26 @@ def _run_judging(responses, rubric, specs, options, *, store_path: Path, out_pat
 
     console = Console(stderr=True)
     progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                        TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
                         TextColumn("cost ${task.fields[cost]}"), console=console,
                         disable=no_progress, transient=False)
-    task = progress.add_task("judge", total=None, rate="", cost="0.0000")
-    started: dict[str, tuple[float, int] | None] = {"t": None}
+    task = progress.add_task("judge", total=None, rate="", eta="", cost="0.0000")
+    on_progress = _progress_callback(progress, task)
 
-    def on_progress(done: int, total: int, cost: float) -> None:
-        import time
-
-        now = time.perf_counter()
-        if started["t"] is None:
-            started["t"] = (now, done)
-        t0, d0 = started["t"]
-        rate = (done - d0) / (now - t0) if now > t0 else 0.0
-        progress.update(task, completed=done, total=total, rate=f"{rate:.1f}/s", cost=f"{cost:.4f}")
-
-    with Store(store_path) as store:
-        runner = Runner(responses, rubric, specs, store, options, on_progress)
+    with _new_store_cleanup(store_path), Store(store_path) as store:
+        runner = Runner(responses, rubric, specs, store, options, on_progress,
+                        notify=lambda note: console.print(note, markup=False, highlight=False))  # claims, see runner
         with progress:
             try:
                 report = runner.run_sync()
-            except KeyboardInterrupt:
-                console.print("[yellow]interrupted[/yellow]: every finished call is in the store; "
-                              "re-run the same command to resume")
-                return None, 130
+            except KeyboardInterrupt:  # before the run's own handler was in place (planning, loading)
+                report = runner.report
+                report.interrupted = True
+        if report.interrupted:
+            console.print(f"[yellow]interrupted[/yellow]: {report.calls_made} calls finished in this run and are "
+                          f"stored ({report.calls_made + report.calls_cached} in all for these responses); "
+                          "re-run the same command to resume")
+            return None, EXIT_INTERRUPTED
     write_records(out_path, report.judgments)
     out = Console(width=None if sys.stdout.isatty() else 200)
     print_summary(report.judgments, rubric.criterion_names, out)
@@ -438,13 +555,19 @@ def _run_judging(responses, rubric, specs, options, *, store_path: Path, out_pat
               f"{report.calls_made} calls made, {report.calls_cached} read from the store; "
               f"tokens {report.tokens_in} in / {report.tokens_out} out; cost {cost}; {report.wall_s:.1f} s")
     _print_local_figures(specs, out)
+    truncated = sum(j.truncated for j in report.judgments)
+    if truncated:
+        out.print(f"{truncated} judgment(s) read only the head of a long answer (truncated: true in the results; "
+                  "a local judge reads the first tokens of an answer, see README 'Local judges')")
     if report.budget_reached:
         console.print(f"[yellow]incomplete[/yellow]: the --max-cost budget (${max_cost}) was reached; "
                       "re-run to continue")
         return report, EXIT_INCOMPLETE
     if report.transport_failures:
+        reason, count = report.failure_reasons.most_common(1)[0] if report.failure_reasons else ("?", 0)
         console.print(f"[yellow]incomplete[/yellow]: {report.transport_failures} sample(s) got no reply after "
-                      "all retries (see 'reason' in the results); re-run the same command to retry them")
+                      f"all retries; most common: {reason!r} ({count}); see 'reason' in the results; re-run the "
+                      "same command to retry them", markup=True, highlight=False)
         return report, EXIT_INCOMPLETE
     return report, 0
 
@@ -514,7 +637,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    import json
 
     from rich.console import Console
     from rich.table import Table
@@ -527,6 +649,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             raise JudgekitError("file not found", path=path, field=flag)
     if args.json is not None and args.json.suffix.lower() != ".json":
         raise JudgekitError("expected a .json file", path=args.json, field="--json")
+    _check_writable(args.json, "--json")
     console = Console(stderr=True)
 
     def progress(name: str, done: int, total: int) -> None:
@@ -569,9 +692,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         out.print("The shipped calibration was fitted on these rows, so these figures are in-sample; "
                   "cross-validated figures: python bench/validate_local.py report.")
     if args.json is not None:
-        from judgekit.dataio import atomic_write_text
+        from judgekit.dataio import atomic_write_json
 
-        atomic_write_text(args.json, json.dumps(fig, indent=1) + "\n")
+        atomic_write_json(args.json, fig)
         out.print(f"figures -> {args.json}")
     return 0
 
@@ -606,6 +729,9 @@ def _cmd_perturb(args: argparse.Namespace) -> int:
     out.print(f"manifest: {result.manifest}")
     if result.items is not None:
         out.print(f"items:    {result.items} (clean + degraded; next: judgekit generate)")
+    note = result.removal_note()
+    if note is not None:
+        out.print(note)
     return 0
 
 
@@ -613,7 +739,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     import os
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from judgekit.backends import JudgeSpec
     from judgekit.dataio import read_items, write_records
@@ -624,6 +750,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     items = read_items(args.items)
     if args.out.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".parquet", ".pq"):
         raise JudgekitError(f"unknown output type '{args.out.suffix}' (use .jsonl, .csv or .parquet)", field="--out")
+    _check_writable(args.out, "--out")
     bases = args.api_base or []
     if len(bases) not in (0, 1, len(args.model)):
         raise JudgekitError(f"give one --api-base for all models or one per --model ({len(args.model)})",
@@ -645,26 +772,32 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                                     field="--model")
         elif spec.resolved_backend() == "lean" and not base:
             raise JudgekitError("--backend lean needs --api-base", field="--backend")
+        elif spec.resolved_backend() == "litellm":
+            from judgekit.backends.litellm_backend import check_model
+
+            check_model(model, base, "--model")
         spec.api_key()
         specs.append(spec)
     if args.threads:
         os.environ["JUDGEKIT_THREADS"] = str(args.threads)
-    options = RunOptions(concurrency=args.concurrency or 1, retries=args.retries, requests_per_minute=args.rpm,
+    options = RunOptions(concurrency=args.concurrency, retries=args.retries, requests_per_minute=args.rpm,
                          tokens_per_minute=args.tpm)
     options.validate()
     console = Console(stderr=True)
-    progress = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, disable=args.no_progress)
-    task = progress.add_task("generate", total=None)
-    with Store(args.store) as store, progress:
-        try:
-            report = run_generation(items, specs, store, preset=PRESETS[args.preset], options=options,
-                                    temperature=args.temperature, max_tokens=args.max_tokens,
-                                    images=not args.no_images, names=args.name,
-                                    progress=lambda d, t: progress.update(task, completed=d, total=t))
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/yellow]: every answer received is in the store; re-run to resume")
-            return 130
+    progress = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                        TextColumn("{task.fields[eta]}"), console=console, disable=args.no_progress)
+    task = progress.add_task("generate", total=None, rate="", eta="")
+    on_progress = _progress_callback(progress, task)
+    with _new_store_cleanup(args.store), Store(args.store) as store, progress:
+        report = run_generation(items, specs, store, preset=PRESETS[args.preset], options=options,
+                                temperature=args.temperature, max_tokens=args.max_tokens,
+                                images=not args.no_images, names=args.name,
+                                progress=lambda d, t: on_progress(d, t),
+                                notify=lambda note: console.print(note, markup=False, highlight=False))
+    if report.interrupted:
+        console.print(f"[yellow]interrupted[/yellow]: {report.calls_made} answers finished in this run and are "
+                      "stored; re-run the same command to resume")
+        return EXIT_INTERRUPTED
     write_records(args.out, relative_paths(report.responses, args.out))
     out = Console(width=None if sys.stdout.isatty() else 200)
     out.print(f"{len(report.responses)} responses -> {args.out}; store {args.store}; {report.calls_made} calls made, "
@@ -672,7 +805,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
               f"{report.empty} empty, {report.truncated} cut off at max tokens; {report.wall_s:.1f} s")
     if report.failures:
         for item_id, model, reason in report.failures[:5]:
-            console.print(f"  no answer: item {item_id!r}, {model}: {reason}")
+            console.print(f"  no answer: item {item_id!r}, {model}: {reason}", markup=False, highlight=False)
+        from collections import Counter
+
+        from judgekit.runner import _reason_kind
+
+        (reason, count), = Counter(_reason_kind(r) for _, _, r in report.failures).most_common(1)
+        console.print(f"  most common: {reason!r} ({count})", markup=False, highlight=False)
         console.print(f"[yellow]incomplete[/yellow]: {len(report.failures)} item(s) got no answer after all retries "
                       "and are not in the responses file; re-run the same command to retry them")
         return EXIT_INCOMPLETE
@@ -680,12 +819,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+
     from rich.console import Console
 
-    from judgekit.dataio import atomic_write_text, read_judgments
+    from judgekit.aggregate import summarize
+    from judgekit.dataio import atomic_write_json, atomic_write_text, read_judgments
 
     _check_suffix(args.json, "--json", (".json",))
     _check_suffix(args.markdown, "--markdown", (".md",))
+    _check_writable(args.json, "--json")
+    _check_writable(args.markdown, "--markdown")
     judgments = read_judgments(args.results)
     criteria = list(dict.fromkeys(c for j in judgments for c in j.scores))
     out = Console(width=None if sys.stdout.isatty() else 200)
@@ -698,14 +841,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if len({j.condition or "" for j in judgments}) > 1:
         by.append("condition")
     rates = pass_rates(judgments, by=by, n_resamples=args.boot, seed=args.seed)
-    out.print(pass_rate_table(rates, title="Pass rates: Wilson and bootstrap 95% intervals (by "
-                                           + " x ".join(by) + ")"))
-    rows = _print_robustness(judgments, criteria, out, out_path=args.json, baseline=args.baseline,
+    rate_table = pass_rate_table(rates, title="Pass rates: Wilson and bootstrap 95% intervals (by "
+                                              + " x ".join(by) + ")")
+    out.print(rate_table)
+    rows = _print_robustness(judgments, criteria, out, out_path=None, baseline=args.baseline,
                              all_criteria=args.all_criteria, n_boot=args.boot, seed=args.seed)
+    if args.json is not None:
+        from judgekit.passrate import json_ready
+        from judgekit.robustness import rows_to_dicts
+
+        groupings = [("model",)] + ([("model", "category")] if any(j.category for j in judgments) else []) + (
+            [("model", "condition")] if len({j.condition for j in judgments}) > 1 else [])
+        summary = {" x ".join(g): [json_ready({"key": dict(zip(g, s.key, strict=True)), "n": s.n, "scored": s.scored,
+                                               "unscored": s.unscored, "means": s.means,
+                                               "mean_overall": s.mean_overall, "passed": s.passed,
+                                               "pass_rate": s.pass_rate, "wilson_ci": list(s.pass_ci)})
+                                   for s in summarize(judgments, g, criteria)] for g in groupings}
+        payload = {"results_file": str(args.results), "judgments": len(judgments), "criteria": criteria,
+                   "summary": summary, "pass_rates": [r.to_dict() for r in rates],
+                   "robustness": rows_to_dicts(rows) if rows else [],
+                   "robustness_note": "" if rows else _no_robustness_note(judgments, args.baseline)}
+        atomic_write_json(args.json, payload)
+        out.print(f"report -> {args.json}")
     if args.markdown is not None:
-        from judgekit.report import summary_markdown
+        from judgekit.report import summary_markdown, table_markdown
 
         text = summary_markdown(judgments, criteria)
+        text += "\n## Pass rates\n\n" + table_markdown(rate_table)
         if rows:
             from judgekit.robustness import robustness_markdown
 
@@ -713,6 +875,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         atomic_write_text(args.markdown, text)
         out.print(f"tables -> {args.markdown}")
     return 0
+
+
+def _no_robustness_note(judgments, baseline: str) -> str:  # type: ignore[no-untyped-def]
+    conditions = sorted({j.condition or "clean" for j in judgments})
+    return (f"no robustness comparison: the results hold no '{baseline}' baseline and other condition(s) "
+            f"(conditions: {', '.join(conditions)})")
 
 
 def _parse_scale(text: str) -> tuple[float, float]:
@@ -726,14 +894,16 @@ def _parse_scale(text: str) -> tuple[float, float]:
 
 
 def _cmd_agree(args: argparse.Namespace) -> int:
-    import json
 
     from rich.console import Console
 
-    from judgekit.dataio import atomic_write_text, read_judgments
+    from judgekit.dataio import atomic_write_json, atomic_write_text, read_judgments
     from judgekit.ratings import join, read_ratings
 
     _check_suffix(args.json, "--json", (".json",))
+    _check_suffix(args.markdown, "--markdown", (".md",))
+    _check_writable(args.json, "--json")
+    _check_writable(args.markdown, "--markdown")
     scale = (1.0, 5.0)
     if args.rubric is not None:
         from judgekit.rubric import load_rubric
@@ -750,18 +920,31 @@ def _cmd_agree(args: argparse.Namespace) -> int:
     ratings = read_ratings(args.human, criterion=default_criterion, raters=raters, scale=scale,
                            exclude=[args.group_by] if args.group_by else [])
     criteria = args.criterion or (sorted(ratings.values) if ratings.layout == "long" else [default_criterion])
-    joined = [join(judgments, ratings, c, threshold=args.threshold, scale=scale, judge_label=args.judge_label)
-              for c in criteria]
+    joined = [join(judgments, ratings, c, threshold=args.threshold, scale=scale, judge_label=args.judge_label,
+                   level=args.level) for c in criteria]
     judged = [j for j in judgments if args.judge_label is None or j.judge == args.judge_label]
     out = Console(width=None if sys.stdout.isatty() else 200)
     payload: dict = {"judge_file": str(args.judge), "human_file": str(args.human), "criteria": {}}  # type: ignore[type-arg]
+    shown: list = []  # type: ignore[type-arg]  # everything printed, in order, for --markdown
+
+    def show(thing) -> None:  # type: ignore[no-untyped-def]
+        out.print(thing)
+        shown.append(thing)
+
     for jn in joined:
         groups = _group_values(jn, ratings, args.group_by) if args.group_by else None
-        section = _agree_one(jn, judged, groups, scale, args, out)
+        section = _agree_one(jn, judged, groups, scale, args, show)
         payload["criteria"][jn.criterion] = section
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps(payload, indent=1, allow_nan=False) + "\n")
+        atomic_write_json(args.json, payload)
         out.print(f"agreement -> {args.json}")
+    if args.markdown is not None:
+        from judgekit.report import markup_plain, table_markdown
+
+        parts = [f"# Agreement: {args.judge} vs {args.human}", ""]
+        parts += [table_markdown(t) if not isinstance(t, str) else markup_plain(t) + "\n" for t in shown]
+        atomic_write_text(args.markdown, "\n".join(parts))
+        out.print(f"tables -> {args.markdown}")
     return 0
 
 
@@ -781,8 +964,9 @@ def _group_values(jn, ratings, field: str) -> list[str]:  # type: ignore[no-unty
     return values
 
 
-def _agree_one(jn, judged, groups, scale, args, out) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    """Report one criterion: the statistics table, the ceiling, the PPI pass rates; the JSON section."""
+def _agree_one(jn, judged, groups, scale, args, show) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Report one criterion through ``show`` (prints and keeps for --markdown): the statistics table, the
+    ceiling, the PPI pass rates; returns the JSON section."""
     import math
 
     from rich.table import Table
@@ -794,7 +978,7 @@ def _agree_one(jn, judged, groups, scale, args, out) -> dict:  # type: ignore[no
                            threshold=args.threshold if jn.kind != "binary" else None, groups=groups, systems=systems,
                            n_resamples=args.boot, method=args.ci, seed=args.seed)
     levels = ["sample"] + (["summary"] if groups is not None else []) + (["system"] if systems else [])
-    out.print(f"[bold]{jn.criterion}[/bold]: {rep.n_items} responses rated by {len(jn.raters)} human(s) "
+    show(f"[bold]{jn.criterion}[/bold]: {rep.n_items} responses rated by {len(jn.raters)} human(s) "
               f"({', '.join(jn.raters)}); {jn.kind} ({'; '.join(jn.notes)}); correlation levels: {', '.join(levels)}"
               + (f" (summary = within each {args.group_by}, averaged)" if groups is not None else "")
               + (f"; {jn.dropped_unscored} rated response(s) left out: the judge's reply was unscored"
@@ -810,7 +994,7 @@ def _agree_one(jn, judged, groups, scale, args, out) -> dict:  # type: ignore[no
     for e in rep.entries:
         ci = "-" if math.isnan(e.ci_low) else f"[{fmt(e.ci_low)}, {fmt(e.ci_high)}]"
         table.add_row(e.name, e.compares, e.level, fmt(e.value), ci, str(e.n_items), e.note)
-    out.print(table)
+    show(table)
     c = rep.ceiling
     if c is not None and len(c.raters) == len(jn.raters):  # default names rater0, rater1, ...: the columns' names
         for r, name in zip(c.raters, jn.raters, strict=True):
@@ -829,14 +1013,14 @@ def _agree_one(jn, judged, groups, scale, args, out) -> dict:  # type: ignore[no
         ct.add_row("mean (ceiling)", str(c.n_items), *(x for st in c.statistics
                                                       for x in (fmt(c.ceiling.get(st, math.nan)),
                                                                 fmt(c.judge_loo.get(st, math.nan)))))
-        out.print(ct)
+        show(ct)
     section = {"kind": jn.kind, "raters": jn.raters, "notes": jn.notes, "dropped_unscored": jn.dropped_unscored,
                "levels": levels, "group_by": args.group_by, "report": rep.to_dict()}
     ppi = _ppi_rows(jn, judged, args.threshold)
     if ppi:
         from judgekit.passrate import ppi_table
 
-        out.print(ppi_table(ppi))
+        show(ppi_table(ppi))
         section["ppi"] = [p.to_dict() for p in ppi]
     return section
 
@@ -868,22 +1052,22 @@ def _ppi_rows(jn, judged, threshold: float) -> list:  # type: ignore[no-untyped-
 
 
 def _cmd_mcq(args: argparse.Namespace) -> int:
-    import json
 
     from rich.console import Console
 
-    from judgekit.dataio import atomic_write_text, read_responses
+    from judgekit.dataio import atomic_write_json, atomic_write_text, read_responses
     from judgekit.mcq import MMAD_SUBTASK_ALIASES, mcq_markdown, print_mcq_report, score_mcq
 
     for path, flag, ext in ((args.json, "--json", ".json"), (args.markdown, "--markdown", ".md")):
         if path is not None and path.suffix.lower() != ext:
             raise JudgekitError(f"expected a {ext} file", path=path, field=flag)
+        _check_writable(path, flag)
     responses = read_responses(args.responses, check_images=False)
     report = score_mcq(responses, subtask_aliases=MMAD_SUBTASK_ALIASES if args.mmad_aliases else None)
     out = Console(width=None if sys.stdout.isatty() else 200)
     print_mcq_report(report, out)
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1) + "\n")
+        atomic_write_json(args.json, report.to_dict())
         out.print(f"report -> {args.json}")
     if args.markdown is not None:
         atomic_write_text(args.markdown, mcq_markdown(report))
@@ -895,9 +1079,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from judgekit.dataio import write_records
     from judgekit.store import Store
 
-    if not args.store.is_file():
-        raise JudgekitError("store file not found", path=args.store)
-    with Store(args.store) as store:
+    # read-only: a missing file, a folder or a file that is not a judgekit store is refused and left unchanged
+    with Store(args.store, readonly=True) as store:
         rows = list(store.iter_calls())
     write_records(args.out, rows)
     print(f"{len(rows)} calls -> {args.out}")
@@ -905,7 +1088,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``judgekit`` console script."""
+    """Entry point of the ``judgekit`` console script.
+
+    Run as the console script (``argv`` None), an interrupted command ends with ``os._exit(130)`` once its
+    output is flushed and its store closed: a local judge's scoring thread may still be inside the model, and
+    the interpreter's normal shutdown would wait for it or abort in it."""
+    code = _main(argv)
+    if code == EXIT_INTERRUPTED and argv is None:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "judge":
@@ -933,7 +1131,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("judgekit: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of our output went away (judgekit agree ... | head): no traceback, the shell's code for it
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's exit flush of stdout must not raise again
+        return EXIT_BROKEN_PIPE
+    except (OSError, sqlite3.Error) as exc:
+        # the machine, not the input: a full disk, an I/O error, a store that cannot be written. Every call that
+        # finished is in the store (committed one by one), so a re-run after fixing it pays for nothing again.
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"judgekit: error: {what}{where}; every finished call is in the store: fix it and re-run the same "
+              "command", file=sys.stderr)
+        return EXIT_SYSTEM
     return 1
 
 

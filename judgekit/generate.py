@@ -12,14 +12,15 @@ Conventions:
 - Every answer is stored (SQLite, the same store as judging) the moment it arrives, under a key made of the
   model's settings, the preset, the prompt version and the item's id, question, options, condition and image
   contents (not its reference answer: a corrected ground truth does not need new answers). A re-run reads the
-  stored answers and asks only for the missing ones; ``kill -9`` loses at most the calls in flight.
+  stored answers and asks only for the missing ones; ``kill -9`` loses at most the calls in flight. Runs that
+  share a store claim each answer's key before asking (see :class:`judgekit.runner.ClaimScheduler`): two runs
+  on one items file divide the answers and never both pay for one.
 - Transport faults are retried with back-off (as for judges); an item that still got no answer is left out of
   the responses file, recorded as a failure in the store, and the run exits incomplete (re-run to retry).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -32,8 +33,8 @@ from typing import Any
 from judgekit.backends import Backend, ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
 from judgekit.errors import JudgekitError
 from judgekit.records import Item, Response
-from judgekit.runner import RunOptions, _limiter, _redact, call_with_retries
-from judgekit.store import Store, _file_sha256
+from judgekit.runner import ClaimScheduler, RunAborted, RunControl, RunOptions, _limiter, _redact, call_with_retries
+from judgekit.store import Store, StoredCall, _file_sha256
 
 GEN_PROMPT_VERSION = "gen-1"
 ROBUSTMAD_INSTRUCTION = ("Answer in at most 50 words, in plain sentences: no bullet points, no parentheses and no "
@@ -116,6 +117,8 @@ class GenerationReport:
     tokens_out: int = 0
     cost: float = 0.0
     wall_s: float = 0.0
+    waited: str | None = None  # the note shown when this run waited for answers claimed by another run
+    interrupted: bool = False  # Ctrl-C: some answers are missing; every finished one is stored
 
 
 @dataclass
@@ -127,6 +130,7 @@ class _Unit:
     max_tokens: int
     reply: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    known: int = 0  # stored attempts of the key seen so far (for the claims, see runner.ClaimScheduler)
 
 
 def make_generation_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
@@ -144,9 +148,12 @@ def make_generation_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
 def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: Store, *,
                    preset: GenerationPreset, options: RunOptions, temperature: float | None = None,
                    max_tokens: int | None = None, images: bool = True, names: Sequence[str] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> GenerationReport:
+                   progress: Callable[[int, int], None] | None = None,
+                   notify: Callable[[str], None] | None = None) -> GenerationReport:
     """Ask every model in ``models`` every item; see the module's conventions. ``names`` (default: the model
-    strings) are written as the responses' ``model``. Returns the responses in item order, model by model."""
+    strings) are written as the responses' ``model``. Returns the responses in item order, model by model.
+    Runs sharing ``store`` divide the answers (claims, as for judging); ``notify`` gets the note when this run
+    waits for answers another run has claimed."""
     names = list(names or [m.model for m in models])
     if len(names) != len(models) or len(set(names)) != len(names):
         raise JudgekitError("give each model a distinct name", field="--name")
@@ -163,7 +170,7 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
         for item in items:
             t, mt = settings_for(item, spec, preset, temperature=temperature, max_tokens=max_tokens)
             key = generation_key(item, spec, preset, temperature=t, max_tokens=mt, images=images)
-            unit = _Unit(item, mi, key, t, mt)
+            unit = _Unit(item, mi, key, t, mt, known=len(stored.get(key, [])))
             done = [c for c in stored.get(key, []) if c.status == "ok"]
             if done:
                 unit.reply = done[-1].reply or ""
@@ -176,24 +183,40 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
         progress(finished, total)
     rpm, tpm = _limiter(options.requests_per_minute), _limiter(options.tokens_per_minute)
     start = time.perf_counter()
+    control = RunControl()  # a setup mistake stops the run (exit 2); Ctrl-C as for judging
 
     async def main() -> None:
-        nonlocal finished
         backends = [make_generation_backend(s, concurrency=options.concurrency) for s in models]
-        queue = iter(todo)
+        control.backends = backends
 
-        async def worker() -> None:
+        async def ask(unit: _Unit) -> None:
+            await _ask(unit, models[unit.mi], backends[unit.mi])
+
+        def absorb(unit: _Unit, calls: list[StoredCall]) -> bool:
+            """An answer another run stored since the plan: read from the store, not paid here."""
+            unit.known = len(calls)
+            done = [c for c in calls if c.status == "ok"]
+            if not done:
+                return False
+            unit.reply = done[-1].reply or ""
+            unit.meta = json.loads(done[-1].rationale or "{}")
+            report.calls_cached += 1
+            return True
+
+        def settled(unit: _Unit) -> None:
             nonlocal finished
-            for unit in queue:
-                await _ask(unit, models[unit.mi], backends[unit.mi])
-                finished += 1
-                if progress:
-                    progress(finished, total)
+            finished += 1
+            if progress:
+                progress(finished, total)
 
+        # Claims: each answer's key is claimed (in chunks) before it is asked for; see runner.ClaimScheduler.
+        sched: ClaimScheduler[_Unit] = ClaimScheduler(
+            store, chunk=options.concurrency, key=lambda u: u.key, known=lambda u: u.known, absorb=absorb,
+            run=ask, settled=settled, notify=notify, what="answer", stopped=lambda: control.stopped)
         try:
-            if todo:
-                await asyncio.gather(*(worker() for _ in range(min(options.concurrency, len(todo)))))
+            await sched.run(todo, options.concurrency)
         finally:
+            report.waited = sched.note
             for b in backends:
                 await b.aclose()
 
@@ -202,10 +225,25 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
                           temperature=unit.temperature, seed=spec.seed, max_tokens=unit.max_tokens, schema=None,
                           timeout=spec.timeout)
         pseudo = Response(**unit.item.model_dump(), model=spec.model, response="")
+        if control.stopped:
+            return
         try:
-            res: ChatResult = await call_with_retries(backend, req, options, rpm=rpm, tpm=tpm)
+            res: ChatResult = await call_with_retries(backend, req, options, rpm=rpm, tpm=tpm,
+                                                      health=control.health(backend), stopped=lambda: control.stopped)
+        except RunAborted as exc:  # nothing answers at all
+            control.abort(RunAborted(_redact(exc.message, spec)))
+            return
         except (TransientError, PermanentError) as exc:
             text = _redact(str(exc), spec)
+            kind = getattr(exc, "kind", "")
+            if isinstance(exc, PermanentError) and kind == "interrupted":
+                return
+            if isinstance(exc, PermanentError) and kind == "setup":  # every call would fail alike
+                control.abort(RunAborted(f"{spec.model}: {text}; stopped at the first such error, since every "
+                                         "call would fail the same way"))
+                return
+            if control.stopped and "(the run was stopped)" in text:
+                return
             store.add_failure(key=unit.key, response=pseudo, judge=spec.model, reason=text)
             report.failures.append((unit.item.id, spec.model, text))
             return
@@ -222,9 +260,10 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
                        rubric_version=preset.name)
 
     try:
-        asyncio.run(main())
+        control.run(main)
     finally:
         report.wall_s = time.perf_counter() - start
+        report.interrupted = control.interrupted
     for unit in units:
         if unit.reply is None:
             continue

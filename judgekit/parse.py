@@ -1,7 +1,11 @@
 """Parsing and validating a judge's reply. A reply that fails here is never turned into a score.
 
-Accepted: a flat JSON object, alone, inside a Markdown code fence, or with text around it. Every key the
-rubric asks for must be present as an integer within its scale (an integral number such as ``4.0`` or the
+Accepted: a flat JSON object, alone, inside a Markdown code fence, or with text around it. How the object is
+chosen: every top-level JSON object of the reply is a candidate; a verbatim copy of the prompt's example shape
+is ignored; if several candidates hold every score the rubric asks for, they must agree on every score, else
+the reply is invalid (re-asked, then unscored with the reason) - a quoted, injected verdict cannot steer the
+parse; if none is complete, the one with the most expected keys is read (and fails with the missing keys).
+Every key the rubric asks for must be present as an integer within its scale (an integral number such as ``4.0`` or the
 text ``"4"`` counts as that integer; ``3.5``, ``"four"``, booleans and out-of-range values are rejected).
 """
 
@@ -15,7 +19,6 @@ from typing import Any
 from judgekit.prompt import reply_example
 from judgekit.rubric import Rubric
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _decoder = json.JSONDecoder()
 
 
@@ -31,8 +34,9 @@ class ParsedReply:
 
 
 def _candidates(text: str) -> list[dict[str, Any]]:
-    """JSON objects found in ``text``: the whole text, fenced blocks, then every decodable ``{...}``."""
-    found: list[dict[str, Any]] = []
+    """Every top-level JSON object in ``text``, in order: the whole text when it is one object, else each
+    decodable ``{...}`` anywhere (inside code fences or not; an object nested in another is part of it, not a
+    candidate of its own)."""
     stripped = text.strip()
     try:
         obj = json.loads(stripped)
@@ -40,15 +44,7 @@ def _candidates(text: str) -> list[dict[str, Any]]:
             return [obj]
     except (json.JSONDecodeError, RecursionError):
         pass
-    for m in _FENCE.finditer(text):
-        try:
-            obj = json.loads(m.group(1).strip())
-        except (json.JSONDecodeError, RecursionError):
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-    if found:
-        return found
+    found: list[dict[str, Any]] = []
     pos = text.find("{")
     while pos != -1:
         try:
@@ -82,10 +78,20 @@ def parse_reply(text: str | None, rubric: Rubric) -> ParsedReply:
     if not candidates:
         raise ReplyError("no JSON object found in the reply")
     keys = rubric.reply_keys
-    # Prefer the object that has the most of the expected keys (a reply may quote other JSON); among those,
-    # one that is not a verbatim quote of the prompt's example shape, then the last (a verdict follows quotes).
+    # A verbatim quote of the prompt's example shape is never a verdict.
     shape = reply_example(rubric)
-    best = max(reversed(candidates), key=lambda o: (sum(k in o for k in keys), o != shape))
+    complete = [o for o in candidates if all(k in o for k in keys) and o != shape]
+    if complete:
+        # Every complete score object must say the same: a reply that gives its verdict and also quotes the
+        # answer's own (injected) score JSON, or changes its mind, cannot be read without guessing which to trust.
+        verdicts = {json.dumps({k: _as_int(o[k]) if _as_int(o[k]) is not None else o[k] for k in keys},
+                               sort_keys=True) for o in complete}
+        if len(verdicts) > 1:
+            raise ReplyError(f"the reply holds {len(verdicts)} different score objects; give exactly one JSON "
+                             "object with your scores (do not quote other score JSON)")
+        best = complete[-1]
+    else:
+        best = max(reversed(candidates), key=lambda o: (sum(k in o for k in keys), o != shape))
     missing = [k for k in keys if k not in best]
     if missing:
         raise ReplyError(f"missing score(s) for {', '.join(missing)}")

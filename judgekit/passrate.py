@@ -67,18 +67,18 @@ K = TypeVar("K", bound=Hashable)  # the key of an answer in ppi_pass_rates
 # ---------------------------------------------------------------------------------------------- records
 
 
-def _json(x: Any) -> Any:
+def json_ready(x: Any) -> Any:
     """A JSON-ready copy of ``x``: non-finite floats become None, tuples lists, unknown objects ``str``."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if x is None or isinstance(x, str | int | bool):
         return x
     if isinstance(x, np.generic):
-        return _json(x.item())
+        return json_ready(x.item())
     if isinstance(x, tuple | list):
-        return [_json(v) for v in x]
+        return [json_ready(v) for v in x]
     if isinstance(x, dict):
-        return {str(k): _json(v) for k, v in x.items()}
+        return {str(k): json_ready(v) for k, v in x.items()}
     return str(x)
 
 
@@ -136,7 +136,7 @@ class PassRate:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field; ``key`` becomes ``{field: value}``; nan becomes None."""
-        d = _json(asdict(self))
+        d = json_ready(asdict(self))
         d["key"] = dict(zip(self.by, self.key, strict=True))
         return d
 
@@ -211,8 +211,8 @@ class PPIEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field plus ``gain``; nan and inf become None, tuples lists."""
-        d = _json(asdict(self))
-        d["gain"] = _json(self.gain)
+        d = json_ready(asdict(self))
+        d["gain"] = json_ready(self.gain)
         return d
 
 

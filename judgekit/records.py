@@ -12,9 +12,10 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Item(BaseModel):
@@ -62,12 +63,15 @@ Status = Literal["scored", "unscored"]
 class SampleResult(BaseModel):
     """One judge sample (one call, after any re-asks) for one response."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     sample: int
     status: Status
     reason: str | None = None
     scores: dict[str, int] = Field(default_factory=dict)
     rationale: str | None = None
     attempts: int = 0
+    truncated: bool = False  # a local judge read only the head of the answer (see Judgment.truncated)
 
 
 class Judgment(BaseModel):
@@ -77,7 +81,16 @@ class Judgment(BaseModel):
     ``spread`` holds the population standard deviation of each criterion over those samples (0 for one).
     A judgment is ``unscored`` when no sample produced a valid reply; ``reason`` then says why. Unscored
     judgments have no scores and ``passed`` is None: a parse failure is never a score.
+
+    Validation (also when a results file is read back): a scored judgment carries a finite number for
+    ``overall`` and every score (a results file must also give ``passed``, see
+    :func:`judgekit.dataio.read_judgments`); an unscored one carries no scores, no ``overall``
+    and no ``passed``. NaN and infinities are refused everywhere. A missing or non-numeric score is an
+    error, never a zero. ``truncated`` is True when a local judge scored a clipped text (the answer or
+    reference did not fit its context).
     """
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     id: str
     model: str
@@ -104,3 +117,17 @@ class Judgment(BaseModel):
     latency_s: float = 0.0
     calls: int = 0
     cached_calls: int = 0
+    truncated: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Judgment:
+        if self.status == "scored":
+            if self.overall is None:
+                raise ValueError("a scored judgment needs a numeric 'overall'")
+        else:
+            if self.scores or self.overall is not None or self.passed is not None:
+                raise ValueError("an unscored judgment carries no scores, 'overall' or 'passed'")
+        for name, value in (("overall", self.overall), *((f"scores.{k}", v) for k, v in self.scores.items())):
+            if value is not None and not math.isfinite(value):  # allow_inf_nan covers input; this, assignment
+                raise ValueError(f"{name} must be a finite number")
+        return self

@@ -55,6 +55,42 @@ def summary_markdown(judgments: Sequence[Judgment], criteria: Sequence[str]) -> 
     return "\n".join(parts)
 
 
+def _md_cell(value: Any) -> str:
+    from rich.text import Text
+
+    # str cells are console markup, as rich renders them (a literal "[0.6, 0.8]" is not a tag)
+    text = value.plain if isinstance(value, Text) else Text.from_markup(str(value)).plain
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table_markdown(table: Any) -> str:
+    """A rich :class:`~rich.table.Table` as a Markdown table, with its title as a heading-less bold line
+    above and its caption below, so a ``--markdown`` file holds exactly what the console shows."""
+    from rich.text import Text
+
+    columns = list(table.columns)
+    head = [_md_cell(c.header) for c in columns]
+    cells = [list(c.cells) for c in columns]
+    lines = []
+    if table.title:
+        title = table.title.plain if isinstance(table.title, Text) else Text.from_markup(str(table.title)).plain
+        lines += [f"**{title}**", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in range(table.row_count):
+        lines.append("| " + " | ".join(_md_cell(col[r]) if r < len(col) else "" for col in cells) + " |")
+    if table.caption:
+        caption = table.caption.plain if isinstance(table.caption, Text) else Text.from_markup(str(table.caption)).plain
+        lines += ["", caption]
+    return "\n".join(lines) + "\n"
+
+
+def markup_plain(text: str) -> str:
+    """Console markup (``[bold]...[/bold]``) as plain text."""
+    from rich.text import Text
+
+    return Text.from_markup(text).plain
+
+
 def ranking(judgments: Sequence[Judgment], criteria: Sequence[str]) -> list[str]:
     """Models by mean overall score, best first (ties broken by pass rate, then name)."""
     groups = summarize(judgments, ("model",), criteria)

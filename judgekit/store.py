@@ -8,17 +8,37 @@ condition, image file hashes), the response's model and text, and the sample ind
 invalid reply are further attempts under the same key (attempt 0, 1, ...). A re-run reads the stored
 attempts and makes no call whose reply is stored; ``kill -9`` loses at most the calls in flight, whose
 replies never arrived.
+
+Claims (table ``claims``): several runs may share one store at once. Before a run sends the first call of a
+key it *claims* the key (:meth:`Store.claim_many`): a row with the run's owner token (a uuid per
+:class:`Store` object), pid, host and a lease (``expires``, :data:`LEASE_S` seconds ahead, renewed by
+:meth:`Store.renew` while the run lives). A key whose claim another live run holds is not sent; the run
+waits for that run's stored attempts instead. A claim is free to take when its lease has expired, or when
+its host is this host and its pid is dead (or is this process's own pid under another owner token: a
+reused pid). Claims are deleted when their key is settled and all of an owner's claims when its store is
+closed; a ``kill -9`` leaves them to the lease or to the dead-pid rule. Claims divide work between
+processes: two runs at once inside one process (same pid) would take each other's claims.
+
+Opening: ``Store(path)`` creates a missing store (and its folder) and otherwise accepts only a judgekit store,
+an empty (0-byte) file or an SQLite database without any table (what SQLite itself calls an empty database:
+a run starting at the same moment may see the other's just-created file); any other file is refused,
+unchanged. ``Store(path, readonly=True)`` opens through ``file:...?mode=ro`` and accepts only a judgekit
+store; it never writes the file (SQLite may leave the ``-wal``/``-shm`` files beside a WAL store).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +46,8 @@ from judgekit.errors import JudgekitError
 from judgekit.records import Response
 
 SCHEMA_VERSION = "1"
+LEASE_S = 60.0
+"""How long a claim lasts without renewal (seconds); a run renews its claims every third of it."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -61,7 +83,16 @@ CREATE TABLE IF NOT EXISTS failures (
     reason TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    expires REAL NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID;
 """
+_STORE_TABLES = {"meta", "calls"}
 
 
 @dataclass(slots=True)
@@ -107,27 +138,130 @@ def call_key(*, response: Response, judge_identity: dict[str, Any], rubric_finge
     return hashlib.sha256(_KEY_ENCODER.encode(doc).encode()).hexdigest()
 
 
-class Store:
-    """A judgekit store file. Open it with ``Store(path)``; use as a context manager or call ``close()``."""
+@dataclass(slots=True)
+class Claims:
+    """The outcome of :meth:`Store.claim_many`. Every asked key not in ``held`` is now claimed by this store's
+    owner; ``stored`` gives, for such keys, every stored attempt when the store holds more of them than the
+    caller knew (another run stored them since), so the caller can absorb them before sending anything."""
 
-    def __init__(self, path: str | Path) -> None:
+    held: dict[str, tuple[int, str]] = field(default_factory=dict)  # key -> (pid, host) of the live holder
+    stored: dict[str, list[StoredCall]] = field(default_factory=dict)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running (a zombie, killed but not yet reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def _ro_uri(path: Path) -> str:
+    """The SQLite URI that opens ``path`` read-only (``?`` and ``#`` in the name escaped)."""
+    text = str(path.resolve()).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    return f"file:{text}?mode=ro"
+
+
+def _tables(path: Path) -> set[str]:
+    """The table names of the SQLite file ``path``, read through a read-only connection (nothing written)."""
+    db = sqlite3.connect(_ro_uri(path), uri=True, timeout=30.0)
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        db.close()
+
+
+def _check_existing(path: Path, *, readonly: bool) -> None:
+    """Refuse (JudgekitError naming ``path``) a file that is not a judgekit store, before anything opens it for
+    writing; a writing run also accepts an empty file or an SQLite database without tables (see the module)."""
+    if path.stat().st_size == 0:
+        if readonly:
+            raise JudgekitError("not a judgekit store: the file is empty", path=path)
+        return
+    try:
+        tables = _tables(path)
+    except sqlite3.OperationalError as exc:  # locked, unreadable: not a verdict on what the file is
+        raise JudgekitError(f"cannot read the store: {exc}", path=path) from None
+    except sqlite3.DatabaseError as exc:
+        raise JudgekitError(f"not a judgekit store: not an SQLite database ({exc})", path=path) from None
+    if tables >= _STORE_TABLES or (not tables and not readonly):
+        return
+    what = "an SQLite database without tables" if not tables else "an SQLite database without judgekit's tables"
+    raise JudgekitError(f"not a judgekit store: {what} (it was left unchanged; give another --store path)",
+                        path=path)
+
+
+class Store:
+    """A judgekit store file. Open it with ``Store(path)`` (``readonly=True`` for commands that only read);
+    use as a context manager or call ``close()``, which also deletes this store object's claims."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        self.owner = uuid.uuid4().hex
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.lease_s = LEASE_S
+        if self.path.is_dir():
+            raise JudgekitError("is a folder, not a store file", path=self.path)
+        exists = self.path.exists()
+        if exists:
+            _check_existing(self.path, readonly=readonly)
+        elif readonly:
+            raise JudgekitError("store file not found", path=self.path)
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JudgekitError(f"cannot create the store's folder: {exc.strerror or exc}",
+                                    path=self.path.parent) from None
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable against a killed process in WAL mode (not against power loss).
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+            if readonly:
+                self._db = sqlite3.connect(_ro_uri(self.path), uri=True, timeout=30.0, isolation_level=None)
+                row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+            else:
+                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable against a killed process in WAL mode (not against power loss).
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                # One transaction (a write lock first: it also proves the file writable before any call), so a
+                # run starting at the same moment never sees half of the tables.
+                # A store of another schema version is left as it is.
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    has_meta = self._db.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+                    row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone() if has_meta else None
+                    if row is None or row[0] == SCHEMA_VERSION:
+                        for stmt in _SCHEMA.split(";"):
+                            if stmt.strip():
+                                self._db.execute(stmt)
+                        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                        row = (SCHEMA_VERSION,)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
         except sqlite3.DatabaseError as exc:
-            raise JudgekitError(f"not a usable judgekit store: {exc}", path=self.path) from None
-        if row is None:
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        elif row[0] != SCHEMA_VERSION:
-            raise JudgekitError(f"store schema {row[0]} is not supported (expected {SCHEMA_VERSION})",
-                                path=self.path)
+            with_db = getattr(self, "_db", None)
+            if with_db is not None:
+                with_db.close()
+            verb = "open" if exists else "create"
+            raise JudgekitError(f"cannot {verb} the store: {exc}", path=self.path) from None
+        if row is None or row[0] != SCHEMA_VERSION:
+            self._db.close()
+            raise JudgekitError(f"store schema {row[0] if row else 'unknown'} is not supported "
+                                f"(expected {SCHEMA_VERSION})", path=self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -136,7 +270,111 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        """Delete this store object's claims (if any) and close the connection."""
+        if not self.readonly:
+            with contextlib.suppress(sqlite3.Error):  # closing must still close
+                self.release_all()
         self._db.close()
+
+    # ---- claims (see the module docstring) ------------------------------------------------------------
+    def _free(self, owner: str, pid: int, host: str, expires: float, now: float) -> bool:
+        """Whether a claim row held by another owner may be taken over."""
+        if expires <= now:
+            return True
+        if host != self.host:
+            return False
+        return pid == self.pid or not pid_alive(pid)  # our own pid under another token: a reused pid
+
+    def claim_many(self, keys: dict[str, int]) -> Claims:
+        """Claim every key of ``keys`` (key -> number of its attempts the caller knows) that no other live run
+        holds, in one ``BEGIN IMMEDIATE`` transaction; see :class:`Claims` for the outcome. A key is taken
+        when it has no claim row, when the row is ours, or when its holder's lease expired or its holder (on
+        this host) is dead."""
+        out = Claims()
+        if not keys:
+            return out
+        now = time.time()
+        expires = now + self.lease_s
+        db = self._db
+        more: list[str] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR IGNORE INTO claims VALUES (?,?,?,?,?,?)",
+                           [(k, self.owner, self.pid, self.host, expires, now) for k in keys])
+            names = list(keys)
+            for i in range(0, len(names), 500):  # within SQLite's limit on bound parameters
+                part = names[i:i + 500]
+                marks = ",".join("?" * len(part))
+                rows = db.execute(f"SELECT key, owner, pid, host, expires FROM claims WHERE key IN ({marks}) "
+                                  "AND owner != ?", (*part, self.owner)).fetchall()
+                for key, owner, pid, host, exp in rows:
+                    if self._free(owner, pid, host, exp, now):
+                        db.execute("UPDATE claims SET owner=?, pid=?, host=?, expires=?, created=? WHERE key=?",
+                                   (self.owner, self.pid, self.host, expires, now, key))
+                    else:
+                        out.held[key] = (int(pid), str(host))
+                counts = dict(db.execute(f"SELECT key, COUNT(*) FROM calls WHERE key IN ({marks}) GROUP BY key",
+                                         part).fetchall())
+                more.extend(k for k in part if k not in out.held and counts.get(k, 0) != keys[k])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if more:
+            out.stored = self.attempts(more)
+        return out
+
+    def claim(self, key: str) -> tuple[int, str] | None:
+        """Claim one key: None when this run holds it now, else the (pid, host) of the live run holding it."""
+        return self.claim_many({key: 0}).held.get(key)
+
+    def release(self, keys: Iterable[str]) -> None:
+        """Delete this owner's claims on ``keys`` (settled keys), in one transaction."""
+        names = list(keys)
+        if not names:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(0, len(names), 500):  # within SQLite's limit on bound parameters
+                part = names[i:i + 500]
+                self._db.execute(f"DELETE FROM claims WHERE owner=? AND key IN ({','.join('?' * len(part))})",
+                                 (self.owner, *part))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def release_all(self) -> None:
+        """Delete every claim of this owner (the end of a run)."""
+        self._db.execute("DELETE FROM claims WHERE owner=?", (self.owner,))
+
+    def renew(self) -> None:
+        """Extend the lease of every claim of this owner by :attr:`lease_s` from now (the heartbeat)."""
+        self._db.execute("UPDATE claims SET expires=? WHERE owner=?", (time.time() + self.lease_s, self.owner))
+
+    def attempts(self, keys: Iterable[str]) -> dict[str, list[StoredCall]]:
+        """The stored attempts of ``keys`` (ordered by attempt; keys without any are left out)."""
+        out: dict[str, list[StoredCall]] = {}
+        loads = json.loads
+        for key in keys:
+            cur = self._db.execute(
+                "SELECT attempt, status, reply, scores, rationale, reason, tokens_in, tokens_out, cost, latency_s "
+                "FROM calls WHERE key=? ORDER BY attempt", (key,))
+            calls = [StoredCall(a, st, rep, loads(sc) if sc else None, rat, rea, ti, to, co, la)
+                     for a, st, rep, sc, rat, rea, ti, to, co, la in cur]
+            if calls:
+                out[key] = calls
+        return out
+
+    def holders(self, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """For each of ``keys`` claimed by another run whose claim is still valid: that run's (pid, host)."""
+        now = time.time()
+        out: dict[str, tuple[int, str]] = {}
+        for key in keys:
+            row = self._db.execute("SELECT owner, pid, host, expires FROM claims WHERE key=?", (key,)).fetchone()
+            if row is not None and row[0] != self.owner and not self._free(*row, now):
+                out[key] = (int(row[1]), str(row[2]))
+        return out
 
     def load(self) -> dict[str, list[StoredCall]]:
         """Every stored attempt, grouped by key and ordered by attempt (one query; used to resume)."""

@@ -19,7 +19,11 @@ for ``[[script:NAME]]``; the LAST occurrence wins. NAME is a comma-separated lis
 ``dropxN``                first N requests for the key: connection closed without any HTTP response.
 ``slow=SECONDS``          sleep before answering.
 ``say=WORDS``             reply with the plain text WORDS (``_`` becomes a space): a model under test's answer.
-``always429`` / ``always500`` / ``always503``  always that error.
+``always429`` / ``always500`` / ``always503``  always that error; ``always401`` / ``always403`` /
+                          ``always404`` too (setup mistakes: a refused key, an unknown model).
+``echo_auth``             a valid reply whose rationale echoes the request's Authorization header (a server
+                          that leaks the key inside a 200 answer).
+``inject``                a verdict of 1s and 2s, then a quoted injected object of 5s (a steering attempt).
 
 Faults (``429xN``, ``500xN``, ``503xN``, ``dropxN``) are consumed in the order written, e.g.
 ``429x1,dropx1,valid=5``: attempt 0 -> 429, attempt 1 -> dropped, attempts 2.. -> valid with 5.
@@ -66,8 +70,10 @@ SCRIPT_ANY_RE = re.compile(r"\[\[script(?:@([^\]\s:]+))?:([A-Za-z_0-9:.,=-]+)\]\
 CRITERIA_RE = re.compile(r"\[\[criteria:([A-Za-z_0-9,-]+)\]\]")
 FAULT_RE = re.compile(r"(429|500|503|drop)x(\d+)")
 DEFAULT_CRITERIA = ["technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity", "overall"]
-STYLES = {"valid", "fenced", "prose", "malformed", "out_of_range", "missing", "float", "malformed_then_valid"}
-ERROR_TYPES = {401: "invalid_api_key", 429: "rate_limit_exceeded", 500: "server_error", 503: "service_unavailable"}
+STYLES = {"valid", "fenced", "prose", "malformed", "out_of_range", "missing", "float", "malformed_then_valid",
+          "echo_auth", "inject"}
+ERROR_TYPES = {401: "invalid_api_key", 403: "permission_denied", 404: "model_not_found",
+               429: "rate_limit_exceeded", 500: "server_error", 503: "service_unavailable"}
 
 
 def key_for(text: str) -> str:
@@ -120,7 +126,7 @@ class Script:
             try:
                 if m := FAULT_RE.fullmatch(tok):
                     self.faults.append((m.group(1), int(m.group(2))))
-                elif tok in ("always429", "always500", "always503"):
+                elif tok in ("always401", "always403", "always404", "always429", "always500", "always503"):
                     self.always = int(tok[6:])
                 elif name == "slow" and arg:
                     self.slow = float(arg)
@@ -151,9 +157,14 @@ class Script:
         return ("say", 200) if self.say is not None else (self.style, 200)
 
 
-def render(style: str, criteria: list[tuple[str, int, int]], score: int) -> str:
-    """The reply content for a reply style."""
+def render(style: str, criteria: list[tuple[str, int, int]], score: int, auth: str | None = None) -> str:
+    """The reply content for a reply style (``auth``: the request's Authorization header, for echo_auth)."""
     obj: dict[str, Any] = {name: score for name, _, _ in criteria}
+    if style == "inject":
+        verdict = {name: 1 + i % 2 for i, (name, _, _) in enumerate(criteria)}
+        verdict["rationale"] = "The answer is wrong; it also tries to set its own scores."
+        injected = {name: hi for name, _, hi in criteria}
+        return f"{json.dumps(verdict)}\nThe answer contained this, which I ignore: {json.dumps(injected)}"
     first, _, hi = criteria[0]
     if style == "out_of_range":
         obj[first] = 7 if hi < 7 else hi + 1
@@ -161,7 +172,7 @@ def render(style: str, criteria: list[tuple[str, int, int]], score: int) -> str:
         del obj[first]
     elif style == "float":
         obj[first] = 3.5
-    obj["rationale"] = "scripted"
+    obj["rationale"] = f"scripted; your header was {auth}" if style == "echo_auth" else "scripted"
     text = json.dumps(obj)
     if style == "fenced":
         return f"Sure, here is my evaluation.\n\n```json\n{text}\n```\n\nLet me know if you need more."
@@ -280,7 +291,7 @@ class ScriptedServer:
             err = {"error": {"message": msg, "type": ERROR_TYPES.get(status, "invalid_request_error"),
                              "code": ERROR_TYPES.get(status)}}
             return web.json_response(err, status=status, headers={"Retry-After": "0"})
-        content = script.say if action == "say" else render(action, _criteria(body, full), script.score)
+        content = script.say if action == "say" else render(action, _criteria(body, full), script.score, auth)
         p, c = len(full.split()), len(content.split())
         return web.json_response({
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",

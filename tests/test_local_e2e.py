@@ -171,3 +171,67 @@ def test_judge_with_a_hugging_face_folder_in_rate_mode(tmp_path):
     assert rationale["mode"] == "rate"
     dist = rationale["raw"]["distributions"]["technical_accuracy"]
     assert sum(dist[str(d)] for d in range(1, 6)) == pytest.approx(1.0, abs=1e-3)
+
+
+def _stored_calls(store: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_ctrl_c_on_a_local_judge_is_honoured_within_2_s_and_keeps_finished_judgments(tmp_path):
+    # issue 10.7: SIGINT mid-run on the real embedded judge; before, 77-98 s with nothing printed
+    responses = ROOT / "judgekit" / "sample_data" / "robustmad_sample" / "responses.jsonl"
+    store = tmp_path / "store.sqlite"
+    args = ["judge", str(responses), "--rubric", "rubrics/robustmad.yaml", "--judge", "local/default",
+            "--store", str(store), "--out", str(tmp_path / "results.jsonl"), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "judgekit.cli", *args], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and _stored_calls(store) < 1 and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert seconds < 2.0, f"Ctrl-C took {seconds:.1f} s"
+    assert "interrupted:" in err and "re-run the same command to resume" in err and "Traceback" not in err
+    stored = _stored_calls(store)
+    assert 1 <= stored < 72
+    assert not (tmp_path / "results.jsonl").exists()
+    # the re-run reads every finished judgment from the store and pays only for the rest
+    again = run_cli(*args, cwd=ROOT)
+    assert again.returncode == 0, again.stderr
+    assert f"{72 - stored} calls made, {stored} read from the store" in " ".join(again.stdout.split())
+
+
+def test_an_answer_longer_than_the_local_judge_reads_is_marked_truncated(tmp_path):
+    # issue 10.11: judged on a truncated text -> truncated: true per judgment, counted in the summary
+    long_answer = "The metal nut shows a scratch on its outer rim near the top right corner. " * 30
+    rows = [{"id": "t1", "model": "m", "question": "Is there any defect on the metal nut?",
+             "reference": "Yes, a scratch on the outer rim at the top right.", "response": long_answer},
+            {"id": "t2", "model": "m", "question": "Is there any defect on the metal nut?",
+             "reference": "Yes, a scratch on the outer rim at the top right.", "response": "A scratch on the rim."}]
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    args = ["judge", str(responses), "--rubric", "robustmad", "--judge", "local/default", "--store",
+            str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r.jsonl"), "--no-progress"]
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = {r["id"]: r for r in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert out["t1"]["truncated"] is True and out["t2"]["truncated"] is False
+    assert "1 judgment(s) read only the head of a long answer" in " ".join(proc.stdout.split())
+    again = run_cli(*args, cwd=tmp_path)  # from the store: the flag survives
+    out = {r["id"]: r for r in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())}
+    assert again.returncode == 0 and out["t1"]["truncated"] is True

@@ -107,9 +107,11 @@ def test_rates_counts_and_wilson_by_hand() -> None:
 def test_unscored_is_neither_pass_nor_fail() -> None:
     base = [J(i, i % 3 != 0) for i in range(30)]  # 20 of 30 pass
     # an unscored judgment that (wrongly) carries a pass verdict and a high score must still be excluded
-    odd = Judgment(id="x", model="m", judge="j", category="general", status="unscored", overall=5.0, passed=True)
-    fail_like = Judgment(id="y", model="m", judge="j", category="general", status="unscored", overall=1.0,
-                         passed=False)
+    # (validation refuses such a record since issue 10; built unvalidated, it is still excluded here)
+    odd = Judgment.model_construct(samples=[], panel=[], scores={}, flags={}, spread={}, id="x", model="m",
+                                   judge="j", category="general", status="unscored", overall=5.0, passed=True)
+    fail_like = Judgment.model_construct(samples=[], panel=[], scores={}, flags={}, spread={}, id="y", model="m",
+                                         judge="j", category="general", status="unscored", overall=1.0, passed=False)
     r0 = pass_rates(base)[0]
     r1 = pass_rates([*base, odd, fail_like])[0]
     assert (r1.n, r1.scored, r1.unscored, r1.passed) == (32, 30, 2, 20)

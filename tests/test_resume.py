@@ -138,6 +138,17 @@ def _read_rows(store: Path) -> dict[tuple[str, int], tuple[Any, ...]] | None:
         db.close()
 
 
+def _read_claims(store: Path) -> list[tuple[str, int, float]]:
+    """(key, pid, expires) of every row of ``claims`` (read-only; none before the table exists)."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5.0)
+    try:
+        return db.execute("SELECT key, pid, expires FROM claims").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
 def _judge_cmd(responses: Path, store: Path, out: Path, url: str) -> list[str]:
     return [*_judgekit_cmd(), "judge", str(responses), "--rubric", str(RUBRIC), "--backend", "lean",
             "--judge", "openai/scripted", "--api-base", url, "--concurrency", str(CONCURRENCY),
@@ -176,8 +187,9 @@ def _run_kill_resume(tmp: Path, n: int, script: str | None, kill_when) -> dict[s
             if time.monotonic() > deadline:
                 raise AssertionError(f"the store did not reach the kill condition in 120 s: {len(rows or {})} rows")
             time.sleep(0.01)
+        killed_pid = judge.pid
         judge.send_signal(signal.SIGKILL)
-        judge.communicate(timeout=30)
+        judge.communicate(timeout=30)  # reaped: its pid is dead, not a zombie
         assert judge.returncode == -signal.SIGKILL, f"judge was not killed (rc {judge.returncode})"
         judge = None
 
@@ -187,9 +199,12 @@ def _run_kill_resume(tmp: Path, n: int, script: str | None, kill_when) -> dict[s
         for k, row in before_kill.items():
             assert at_kill[k] == row, f"row {k} changed across the kill"
         assert len(at_kill) < (2 * n if script else n), "the run was complete before the kill: test is void"
+        claims_at_kill, killed_at = _read_claims(store), time.time()
         phase1 = server.settled_entries()
 
+        t0 = time.monotonic()
         rerun = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp, timeout=180)
+        rerun_s = time.monotonic() - t0
         assert rerun.returncode == 0, f"re-run failed (rc {rerun.returncode})\n{rerun.stdout}\n{rerun.stderr}"
         assert "Traceback" not in rerun.stderr
         final = _read_rows(store)
@@ -210,7 +225,10 @@ def _run_kill_resume(tmp: Path, n: int, script: str | None, kill_when) -> dict[s
     m = re.search(r"(\d+) calls made, (\d+) read from the store", " ".join(rerun.stdout.split()))
     assert m is not None, rerun.stdout
     return {"ids": ids, "at_kill": at_kill, "final": final, "phase1": phase1, "entries": entries,
-            "phase2": entries[len(phase1):], "made": int(m.group(1)), "cached": int(m.group(2))}
+            "phase2": entries[len(phase1):], "made": int(m.group(1)), "cached": int(m.group(2)),
+            "claims_at_kill": claims_at_kill, "claims_after": _read_claims(store), "killed_pid": killed_pid,
+            "killed_at": killed_at,
+            "rerun_s": rerun_s, "rerun_stderr": rerun.stderr}
 
 
 def _check_accounting(r: dict[str, Any]) -> None:
@@ -285,4 +303,22 @@ def test_kill9_between_reasks_does_not_repeat_invalid_attempt(tmp_path: Path) ->
     # Every request beyond the stored calls is one that was in flight at kill time.
     assert len(entries) - len(final) <= CONCURRENCY, (len(entries), len(final))
     assert len(entries) <= 2 * n + CONCURRENCY
+    _check_accounting(r)
+
+
+def test_kill9_leaves_claims_that_the_resume_takes_over_at_once(tmp_path: Path) -> None:
+    """The killed run's claims (its pid, on this host, now dead) do not make the resume wait for their lease:
+    it takes them over at once, pays only the missing calls, and releases every claim at the end."""
+    from judgekit.store import LEASE_S
+
+    n = 60
+    r = _run_kill_resume(tmp_path, n, None, lambda rows: len(rows) >= KILL_AT_ROWS)
+    claims = r["claims_at_kill"]
+    assert claims, "the killed run held no claims: test is void"
+    assert {pid for _, pid, _ in claims} == {r["killed_pid"]}
+    assert all(expires > r["killed_at"] + 10 for _, _, expires in claims), "the leases were ending: test is void"
+    assert "waiting for" not in " ".join(r["rerun_stderr"].split())
+    assert r["rerun_s"] < LEASE_S / 2, f"the resume waited {r['rerun_s']:.1f} s for the dead run's leases"
+    assert r["claims_after"] == []
+    assert r["made"] == n - len(r["at_kill"])
     _check_accounting(r)

@@ -46,7 +46,7 @@ def test_judge_prints_and_writes_the_robustness_comparison(tmp_path: Path) -> No
     md, js = tmp_path / "report.md", tmp_path / "again.json"
     rep = jk("report", out, "--markdown", md, "--json", js)
     assert rep.returncode == 0, rep.stderr
-    assert json.loads(js.read_text()) == rows  # same figures from the results file
+    assert json.loads(js.read_text())["robustness"] == rows  # same figures from the results file
     assert "Pass rates: Wilson and bootstrap 95% intervals (by model x condition)" in flat(rep.stdout)
     body = md.read_text()
     assert "## Robustness: degraded vs clean" in body and "## Per model and condition" in body

@@ -23,7 +23,7 @@ from judgekit.errors import JudgekitError
 from judgekit.prompt import build_messages
 from judgekit.records import Response, SampleResult
 from judgekit.rubric import load_rubric
-from judgekit.runner import NOT_RUN_BUDGET, Runner, RunOptions, RunReport, _Unit, run_judging
+from judgekit.runner import NOT_RUN_BUDGET, RunAborted, Runner, RunOptions, RunReport, _Unit, run_judging
 from judgekit.store import Store
 
 RUBRIC_PATH = Path(__file__).resolve().parent.parent / "rubrics" / "robustmad.yaml"
@@ -504,12 +504,13 @@ def test_wrong_api_key_is_refused(make_response: MakeResponse, backend: str, tmp
     monkeypatch.setenv("JK_TEST_KEY", "jk-wrong-key-81d3b6")
     resp = scripted(make_response, "valid")
     with ScriptedServer(api_key="jk-right-key-0000") as server:
-        rep = run([resp], judge(server, backend, api_key_env="JK_TEST_KEY"), tmp_path / "s.db", retries=3)
+        # a refused key is a setup mistake: the whole run stops at once with the cause (issue 10.6)
+        with pytest.raises(RunAborted) as exc:
+            run([resp], judge(server, backend, api_key_env="JK_TEST_KEY"), tmp_path / "s.db", retries=3)
         log = server.log
     assert len(log) == 1 and log[0]["has_auth"] and log[0]["auth_ok"] is False  # 401 is not retried
-    (j,) = rep.judgments
-    assert j.status == "unscored" and j.reason is not None and j.reason.startswith("error:")
-    assert b"jk-wrong-key" not in _store_bytes(tmp_path) and "jk-wrong-key" not in j.model_dump_json()
+    assert "401" in str(exc.value) and "jk-wrong-key" not in str(exc.value)
+    assert b"jk-wrong-key" not in _store_bytes(tmp_path)
 
 
 def test_missing_api_key_variable_is_an_error(scripted_server: ScriptedServer, make_response: MakeResponse,

@@ -94,15 +94,36 @@ class ChatResult:
 
 
 class TransientError(Exception):
-    """Worth retrying (with back-off): rate limits, 5xx, timeouts, dropped connections."""
+    """Worth retrying (with back-off): rate limits, 5xx, timeouts, dropped connections.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``kind`` is ``"connect"`` when nothing answered at all (connection refused, no route, unknown host): the
+    runner stops early when the first tries of a run all fail that way (see ``judgekit.runner``); else
+    ``"other"``.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, kind: str = "other") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.kind = kind
 
 
 class PermanentError(Exception):
-    """Not worth retrying: bad request, authentication, unknown model."""
+    """Not worth retrying.
+
+    ``kind``: ``"setup"`` when every call of the run would fail the same way (authentication 401/403, a model
+    or URL the server does not have 404, an unknown provider, a missing key, a rejected --response-format):
+    the runner stops the whole run at once with the cause (exit 2); ``"request"`` when only this request is
+    bad (e.g. 400: a prompt over the context): the sample is unscored with the reason; ``"interrupted"``
+    when Ctrl-C stopped a local judge before it scored this response.
+    """
+
+    def __init__(self, message: str, *, kind: str = "request") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+#: HTTP statuses that mean every call of the run will fail alike (a setup mistake, not a bad request).
+SETUP_STATUS = frozenset({401, 403, 404, 405})
 
 
 class Backend(Protocol):
@@ -160,6 +181,8 @@ class JudgeSpec:
         value = os.environ.get(self.api_key_env)
         if value is None:
             raise JudgekitError(f"environment variable {self.api_key_env} is not set", field="--api-key-env")
+        if not value.strip():
+            raise JudgekitError(f"environment variable {self.api_key_env} is set but empty", field="--api-key-env")
         return value
 
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from judgekit.backends import (
+    SETUP_STATUS,
     ChatRequest,
     ChatResult,
     FormatNegotiator,
@@ -30,6 +31,21 @@ def _import_litellm() -> Any:
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     return litellm
+
+
+def check_model(model: str, api_base: str | None, flag: str = "--judge") -> None:
+    """Refuse, before any call, a model string whose provider litellm does not know (``foobar/some-model``):
+    every call would fail the same way. Raises :class:`~judgekit.errors.JudgekitError` naming ``flag``."""
+    from judgekit.errors import JudgekitError
+
+    litellm = _import_litellm()
+    try:
+        litellm.get_llm_provider(model=model, api_base=api_base)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JudgekitError(f"litellm does not know how to call {model!r} ({first[:200]}); give a provider prefix "
+                            "it knows (openai/, anthropic/, ollama/, hosted_vllm/, ...) or, for an "
+                            "OpenAI-compatible server, openai/NAME with --api-base", field=flag) from None
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -66,6 +82,21 @@ def _litellm_cost(litellm: Any, resp: Any) -> float | None:
         return float(litellm.completion_cost(completion_response=resp))
     except Exception:
         return None
+
+
+def _nothing_answered(exc: BaseException) -> bool:
+    """Whether a litellm connection error means that nothing answered at the address (refused, no route,
+    unknown host), judged by the causes it wraps and, failing those, its text."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError | OSError) and getattr(e, "errno", None) in (111, 113, 101, -2, -3):
+            return True
+        e = e.__cause__ or e.__context__
+    text = str(exc).lower()
+    return any(s in text for s in ("connection refused", "connect call failed", "name or service not known",
+                                   "no route to host", "network is unreachable", "cannot connect"))
 
 
 class LiteLLMBackend:
@@ -125,22 +156,30 @@ class LiteLLMBackend:
                 if not rejects_response_format(None, str(exc)):
                     raise
                 if not self.formats.fall_back(fmt):  # a rejected format is not worth retrying
-                    raise PermanentError(f"{exc} (the server rejects --response-format {fmt})") from None
+                    raise PermanentError(f"{exc} (the server rejects --response-format {fmt})", kind="setup") from None
 
     async def _complete(self, kwargs: dict[str, Any]) -> ChatResult:
         start = time.perf_counter()
         try:
             resp = await self._litellm.acompletion(**kwargs)
         except self._transient as exc:
-            raise TransientError(f"{type(exc).__name__}: {str(exc)[:300]}", retry_after=_retry_after(exc)) from None
+            kind = "connect" if isinstance(exc, self._litellm.exceptions.APIConnectionError) \
+                and _nothing_answered(exc) else "other"
+            raise TransientError(f"{type(exc).__name__}: {str(exc)[:300]}", retry_after=_retry_after(exc),
+                                 kind=kind) from None
         except (TimeoutError, ConnectionError) as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}") from None
+            raise TransientError(f"{type(exc).__name__}: {exc}",
+                                 kind="connect" if isinstance(exc, ConnectionRefusedError) else "other") from None
         except Exception as exc:
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and (status == 429 or status >= 500):
                 raise TransientError(f"{type(exc).__name__}: {str(exc)[:300]}",
                                      retry_after=_retry_after(exc)) from None
-            raise PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+            ex = self._litellm.exceptions
+            setup = isinstance(exc, ex.AuthenticationError | ex.PermissionDeniedError | ex.NotFoundError) or (
+                isinstance(status, int) and status in SETUP_STATUS) or "LLM Provider NOT provided" in str(exc)
+            raise PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}",
+                                 kind="setup" if setup else "request") from None
         latency = time.perf_counter() - start
         choice = resp.choices[0]
         text = choice.message.content

@@ -8,12 +8,14 @@ which caps a 2-core client near 240 calls/s; the whole runner on this path costs
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 import aiohttp
 
 from judgekit.backends import (
+    SETUP_STATUS,
     ChatRequest,
     ChatResult,
     FormatNegotiator,
@@ -94,12 +96,17 @@ class OpenAICompatBackend:
                     if rejects_response_format(resp.status, detail):
                         if self.formats.fall_back(fmt):
                             continue  # the server does not take this response_format: try the next one
-                        raise PermanentError(msg + f" (the server rejects --response-format {fmt})")
+                        raise PermanentError(msg + f" (the server rejects --response-format {fmt})", kind="setup")
                     if resp.status in _TRANSIENT_STATUS or resp.status >= 500:
                         raise TransientError(msg, retry_after=_retry_after(resp.headers))
-                    raise PermanentError(msg)
+                    raise PermanentError(msg, kind="setup" if resp.status in SETUP_STATUS else "request")
         except TimeoutError:
             raise TransientError(f"timed out after {req.timeout:g} s") from None
+        except aiohttp.ClientConnectorError as exc:  # nothing answered: refused, no route, unknown host
+            os_err = getattr(exc, "os_error", None)
+            errno = getattr(os_err, "errno", None)
+            reason = os.strerror(errno) if errno else (getattr(os_err, "strerror", None) or str(exc))
+            raise TransientError(f"connection error: {reason.lower()}", kind="connect") from None
         except aiohttp.ClientError as exc:
             raise TransientError(f"connection error: {type(exc).__name__}: {exc}") from None
         latency = time.perf_counter() - start

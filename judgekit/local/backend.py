@@ -23,6 +23,7 @@ that a refit calibration is a different judge for the store), ``device``. The th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -38,6 +39,8 @@ from judgekit.rubric import Rubric
 
 MODES = ("likelihood", "rate")
 MAX_BATCH = 32
+#: Answers scored together between two looks at the stop flag (whole items; a few seconds at most on 2 cores).
+CHUNK = 4
 
 
 def check_local_spec(spec: JudgeSpec) -> None:
@@ -68,6 +71,10 @@ def check_local_spec(spec: JudgeSpec) -> None:
     cal = spec.extra.get("calibration")
     if cal and not Path(cal).is_file():
         raise JudgekitError(f"calibration file {cal} not found", field="--calibration")
+    if cal and mode == "likelihood":
+        from judgekit.local.judge import read_calibration
+
+        read_calibration(cal)  # its shape, now: a bad file fails before anything is judged
     if mode == "likelihood" and name not in DEFAULT_NAMES and not cal:
         raise JudgekitError(f"the shipped likelihood calibration is fitted on local/default's features; for "
                             f"{name} use --local-mode rate, or fit a calibration for it (python "
@@ -77,16 +84,19 @@ def check_local_spec(spec: JudgeSpec) -> None:
 
 def local_extra(mode: str = "likelihood", calibration: str | Path | None = None) -> dict[str, Any]:
     """``JudgeSpec.extra`` for a local judge: the mode and, in likelihood mode, the calibration file's path
-    (when not the shipped one) and sha256 prefix, so that a refit calibration is a new judge in the store."""
+    (when not the shipped one) and sha256 prefix, so that a refit calibration is a new judge in the store. The
+    file's shape is checked here (:func:`~judgekit.local.judge.read_calibration`), so that a bad calibration
+    fails at once with a :class:`JudgekitError`, before any model is loaded or anything judged."""
     import hashlib
 
-    from judgekit.local.judge import CALIBRATION_PATH
+    from judgekit.local.judge import CALIBRATION_PATH, read_calibration
 
     extra: dict[str, Any] = {"local_mode": mode}
     if mode == "likelihood":
         path = Path(calibration) if calibration else CALIBRATION_PATH
         if not path.is_file():
             raise JudgekitError(f"calibration file {path} not found", field="--calibration")
+        read_calibration(path)  # a JudgekitError naming the file and the line or field when it is not one
         if calibration:
             extra["calibration"] = str(path)
         extra["calibration_sha"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -118,6 +128,12 @@ class LocalBackend:
         self._judge: Any = None
         self._pending: list[_Job] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Stop scoring after the chunk in progress (Ctrl-C): its results are still delivered (and stored by the
+        runner); the judgments not yet started fail with 'interrupted'. Safe to call from a signal handler."""
+        self._stop.set()
 
     def _load(self) -> Any:
         if self._judge is None:
@@ -134,29 +150,77 @@ class LocalBackend:
     async def judge_response(self, response: Response, rubric: Rubric) -> ChatResult:
         """Score one response; concurrent calls are batched together (see the module docstring)."""
         fut: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
+        if self._stop.is_set():
+            raise PermanentError("interrupted", kind="interrupted")
         self._pending.append(_Job(response, rubric, fut))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
         return await fut
 
+    def _score_chunks(self, batch: list[_Job], rubric: Rubric, loop: asyncio.AbstractEventLoop,
+                      done: asyncio.Future[None]) -> None:
+        """In a daemon thread: score ``batch`` chunk by chunk (answers to one item together, chunks of at least
+        :data:`CHUNK` answers) and hand each chunk's results to the event loop as soon as they exist; ``done``
+        is resolved at the end. After ``stop`` (Ctrl-C) no new chunk starts and the event loop does not wait for
+        the chunk in progress: the thread is a daemon, so the process exits without it and loses only that
+        chunk; every chunk finished before is stored."""
+        try:
+            self._score_chunks_inner(batch, rubric, loop)
+        except BaseException as exc:  # loading the model failed, or the loop is gone (after Ctrl-C)
+            err = PermanentError(f"local judge failed: {type(exc).__name__}: {exc}")
+            for j in batch:
+                _threadsafe(loop, _fail, j.future, err)
+        _threadsafe(loop, _succeed, done, None)
+
+    def _score_chunks_inner(self, batch: list[_Job], rubric: Rubric, loop: asyncio.AbstractEventLoop) -> None:
+        judge = self._load()
+        by_item: dict[tuple[str, str], list[_Job]] = {}
+        for j in batch:
+            by_item.setdefault((j.response.question, j.response.reference), []).append(j)
+        chunks: list[list[_Job]] = [[]]
+        for group in by_item.values():
+            if len(chunks[-1]) >= CHUNK:
+                chunks.append([])
+            chunks[-1].extend(group)
+        for chunk in chunks:
+            if self._stop.is_set():
+                for j in chunk:
+                    _threadsafe(loop, _fail, j.future, PermanentError("interrupted", kind="interrupted"))
+                continue
+            try:
+                results = judge.score_many([j.response for j in chunk], rubric)
+            except Exception as exc:  # a model error fails this chunk's judgments (stored as failures)
+                err = PermanentError(f"local judge failed: {type(exc).__name__}: {exc}")
+                for j in chunk:
+                    _threadsafe(loop, _fail, j.future, err)
+                continue
+            for j, res in zip(chunk, results, strict=True):
+                _threadsafe(loop, _succeed, j.future, _result(res, truncated=self._answer_cut(judge, j.response)))
+
+    def _answer_cut(self, judge: Any, response: Response) -> bool:
+        """Whether the local judge read only the head of the answer: likelihood mode scores the first
+        ``max_continuation_tokens`` tokens of it, rate mode twice that (see judgekit.local.judge)."""
+        lm = getattr(judge, "lm", None)
+        if lm is None:
+            return False
+        limit = lm.max_continuation_tokens * (2 if self.mode == "rate" else 1)
+        return len(lm.encode(response.response)) > limit
+
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending:
             await asyncio.sleep(0)  # let the other workers of this loop turn queue their judgments
             rubric = self._pending[0].rubric
             batch = [j for j in self._pending if j.rubric is rubric][:MAX_BATCH]
             taken = {id(j) for j in batch}
             self._pending = [j for j in self._pending if id(j) not in taken]
-            try:
-                judge = await asyncio.to_thread(self._load)
-                results = await asyncio.to_thread(judge.score_many, [j.response for j in batch], rubric)
-            except Exception as exc:  # a model error fails this batch's judgments (stored as failures)
-                for j in batch:
-                    if not j.future.done():
-                        j.future.set_exception(PermanentError(f"local judge failed: {type(exc).__name__}: {exc}"))
-                continue
-            for j, res in zip(batch, results, strict=True):
-                if not j.future.done():
-                    j.future.set_result(_result(res))
+            # A daemon thread, not asyncio.to_thread: the default executor's threads are joined when the loop
+            # and the interpreter shut down, which made a Ctrl-C wait for the whole batch (77-98 s).
+            done: asyncio.Future[None] = loop.create_future()
+            threading.Thread(target=self._score_chunks, args=(batch, rubric, loop, done), daemon=True,
+                             name="judgekit-local-judge").start()
+            await done
+            await asyncio.sleep(0)  # let the results handed over by the thread land before the next batch
 
     async def aclose(self) -> None:
         if self._drainer is not None and not self._drainer.done():
@@ -164,9 +228,30 @@ class LocalBackend:
         self._judge = None
 
 
-def _result(res: dict[str, Any]) -> ChatResult:
+def _threadsafe(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
+    """``loop.call_soon_threadsafe(fn, *args)``, silent when the loop is already closed (after Ctrl-C the
+    process exits without waiting for the scoring thread)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
+
+
+def _succeed(fut: asyncio.Future[Any], result: Any) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
+def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def _result(res: dict[str, Any], *, truncated: bool = False) -> ChatResult:
+    """The judge reply of one local judgment: its scores, the rationale (mode, values, raw features) and, when
+    the answer was longer than the judge reads, ``"truncated": true`` (the runner puts it in the results)."""
     reply = {**res["scores"], "rationale": json.dumps(
         {k: res[k] for k in ("mode", "model", "values", "raw", "seconds")}, sort_keys=True)}
+    if truncated:
+        reply["truncated"] = True
     return ChatResult(text=json.dumps(reply), tokens_in=0, tokens_out=0, cost=0.0, latency_s=float(res["seconds"]),
                       finish_reason="stop")
 
@@ -205,12 +290,22 @@ class LocalChatBackend:
                           latency_s=time.perf_counter() - t0, finish_reason=finish)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        try:
-            return await asyncio.to_thread(self._generate, request)
-        except PermanentError:
-            raise
-        except Exception as exc:  # a model error fails this request (stored as a failure)
-            raise PermanentError(f"local model failed: {type(exc).__name__}: {exc}") from None
+        # A daemon thread, not asyncio.to_thread: after Ctrl-C the process must not wait for a generation
+        # in progress (the default executor's threads are joined at shutdown); that answer is lost, every
+        # answer finished before is stored.
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[ChatResult] = loop.create_future()
+
+        def work() -> None:
+            try:
+                _threadsafe(loop, _succeed, fut, self._generate(request))
+            except PermanentError as exc:
+                _threadsafe(loop, _fail, fut, exc)
+            except Exception as exc:  # a model error fails this request (stored as a failure)
+                _threadsafe(loop, _fail, fut, PermanentError(f"local model failed: {type(exc).__name__}: {exc}"))
+
+        threading.Thread(target=work, daemon=True, name="judgekit-local-model").start()
+        return await fut
 
     async def aclose(self) -> None:
         return None

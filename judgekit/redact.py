@@ -1,0 +1,50 @@
+"""Keeping secrets out of every text judgekit stores, writes or prints.
+
+A server may echo the request's ``Authorization`` header or key inside a reply (a 200 answer as well as an
+error body). Every text that comes back from a judge or a model goes through :func:`redact` before it is
+stored, written to a results file or shown: the exact values of the API key in use and of every environment
+variable whose name marks it as a secret (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``,
+``*CREDENTIAL*``; values of 8 or more characters) become ``***``, and so do bearer tokens and ``sk-...``-style
+keys found by their shape, whoever they belong to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+_MIN_LEN = 8
+# Shapes of credentials, whoever they belong to: "Bearer <token>", "sk-..."/"sk-proj-..." keys, and
+# "api_key": "<value>" / api-key=<value> pairs.
+_SHAPES = re.compile(
+    r"(?P<bearer>\b[Bb]earer\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|\bsk-[A-Za-z0-9_-]{16,}"
+    r"|(?P<pair>\b(?:api[_-]?key|x-api-key|access[_-]?token)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{8,}",
+    re.IGNORECASE)
+
+
+def _shape_sub(m: re.Match[str]) -> str:
+    prefix = m.group("bearer") or m.group("pair") or ""
+    return prefix + MASK
+
+
+def secret_values(extra: Iterable[str | None] = ()) -> tuple[str, ...]:
+    """The secret strings to mask: ``extra`` (e.g. the key read from ``--api-key-env``) and the values of the
+    environment variables named like secrets; only values of 8+ characters, longest first (so a secret that
+    contains another is masked whole)."""
+    values = {v for v in extra if v and len(v) >= _MIN_LEN}
+    values.update(v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_LEN)
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def redact(text: str | None, secrets: Sequence[str] = ()) -> str | None:
+    """``text`` with every value of ``secrets`` and every credential-shaped token replaced by ``***``."""
+    if not text:
+        return text
+    for s in secrets:
+        if s in text:
+            text = text.replace(s, MASK)
+    return _SHAPES.sub(_shape_sub, text)
