@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from real_server import RunningServer, llama_server, missing_reason
 from judgekit.backends import JudgeSpec
 from judgekit.records import Judgment, Response
 from judgekit.rubric import load_rubric
-from judgekit.runner import RunOptions, RunReport, run_judging
+from judgekit.runner import RunAborted, RunOptions, RunReport, run_judging
 from judgekit.store import Store
 
 SKIP_REASON = missing_reason()
@@ -217,20 +216,16 @@ def test_openai_json_schema_format_is_rejected_as_an_error_not_a_score(server: R
                                                                        backend: str) -> None:
     """judgekit's own ``response_format="json_schema"`` (the OpenAI form) is refused by llama-cpp-python's
     server with a validation error sent as HTTP 500. Asked for explicitly (not ``auto``), judgekit does not
-    retry it and records the sample as unscored with the server's message and as a failure to retry; it
-    never makes up a score."""
+    retry it: every call would fail alike, so the run stops at once with the server's message (a setup
+    mistake, exit 2 in the CLI); it never makes up a score."""
     store_path = tmp_path / "s.sqlite"
     spec = JudgeSpec(model="openai/" + server.model, api_base=server.base_url, backend=backend,  # type: ignore[arg-type]
                      response_format="json_schema", max_tokens=MAX_TOKENS, temperature=0.0, seed=0)
-    rep = run([spec], store_path, responses=RESPONSES[:1], retries=1)
-    (j,) = rep.judgments
-    assert rep.calls_made == 0 and rep.transport_failures == 1
-    assert j.status == "unscored" and j.scores == {} and j.overall is None and j.calls == 0
-    assert j.reason is not None and j.reason.startswith("error: ") and "json_object" in j.reason, j.reason
-    assert "the server rejects --response-format json_schema" in j.reason, j.reason  # not retried
+    with pytest.raises(RunAborted) as exc:
+        run([spec], store_path, responses=RESPONSES[:1], retries=1)
+    assert "json_object" in str(exc.value), exc.value
+    assert "the server rejects --response-format json_schema" in str(exc.value)  # not retried
     assert rows(store_path) == []
-    with sqlite3.connect(store_path) as db:
-        assert db.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 1
 
 
 @pytest.mark.parametrize("backend", ["lean", "litellm"])
