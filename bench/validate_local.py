@@ -1,9 +1,12 @@
 """Fit and cross-validate the local (offline) judge against human ratings on the two dev sets.
 
     python bench/validate_local.py features            # compute and cache raw features (slow: minutes)
+    python bench/validate_local.py features-text       # recompute only the pure-text ones (after a change)
     python bench/validate_local.py report              # per-feature agreement + the shipped combination
     python bench/validate_local.py fit                 # re-fit -> judgekit/local/calibration_default.json
                                                        #   and the figures -> validation_default.json
+    python bench/validate_local.py gate --scores F [--write]  # fit the contradiction gate on the contradiction
+                                                       #   set's rows (F: bench/bench_contradiction.py --json)
     python bench/validate_local.py timing [--limit N]  # seconds per judgment (single, batched), memory
     judgekit validate [--local-mode rate]              # the end-to-end figures (rate mode: the same rows)
 
@@ -48,6 +51,25 @@ def nq_items(rows: list[dict]) -> tuple[list[tuple[str, str, str]], list[list[st
     return items, [nq_golds(r) for r in rows]
 
 
+CONTRADICTIONS = ROOT / "judgekit" / "local" / "devsets" / "contradictions.jsonl"
+
+
+def load_contradictions() -> list[dict]:
+    """The contradiction set (bench/build_contradictions.py): answers contradicting their reference, and
+    correct ones."""
+    return [json.loads(line) for line in CONTRADICTIONS.read_text().splitlines() if line.strip()]
+
+
+def set_items(name: str) -> tuple[list[tuple[str, str, str]], list[list[str]]]:
+    """(question, reference, answer) items and gold answers of a set: summeval, nq or contradictions."""
+    if name == "summeval":
+        return summeval_items(load_summeval())
+    if name == "nq":
+        return nq_items(load_nq())
+    rows = load_contradictions()
+    return [(r["question"], r["reference"], r["response"]) for r in rows], [r["references"] for r in rows]
+
+
 # ---- features -----------------------------------------------------------------------------------------
 MODEL = "default"  # --model: another local model gets its own feature caches and calibration
 
@@ -71,8 +93,7 @@ def compute_features(which: list[str], threads: int | None, chat: bool) -> None:
     lm = LocalLM(MODEL, threads=threads)
     emb = Embedder()
     for name in which:
-        rows = load_summeval() if name == "summeval" else load_nq()
-        items, refs = summeval_items(rows) if name == "summeval" else nq_items(rows)
+        items, refs = set_items(name)
         partial = OUT / f"local_features_{name}{_tag()}.partial.jsonl"  # resumable: one line per finished chunk
         feats: list[dict] = []
         if partial.exists():
@@ -82,7 +103,7 @@ def compute_features(which: list[str], threads: int | None, chat: bool) -> None:
         done_before = len(feats)
         step = 16
         for i in range(len(feats), len(items), step):  # in chunks so that progress shows and is kept
-            chunk = extract(items[i: i + step], lm, emb, refs=refs[i: i + step], with_none=True)
+            chunk = extract(items[i: i + step], lm, emb, refs=refs[i: i + step], with_none=True, with_cf=True)
             feats += chunk
             with partial.open("a") as f:
                 f.write(json.dumps(chunk) + "\n")
@@ -111,10 +132,22 @@ def refresh_embedding_features(which: list[str]) -> None:
     emb = Embedder()
     for name in which:
         data = json.loads(feature_path(name).read_text())
-        rows = load_summeval() if name == "summeval" else load_nq()
-        items, refs = summeval_items(rows) if name == "summeval" else nq_items(rows)
+        items, refs = set_items(name)
         for f, e in zip(data["features"], embedding_features(items, emb, refs=refs), strict=True):
             f.update(e)
+        feature_path(name).write_text(json.dumps(data))
+
+
+def refresh_text_features(which: list[str]) -> None:
+    """Recompute only the pure-text features (f1, recall, contain, polarity) in the cached feature files."""
+    from judgekit.local.signals import containment, polarity_mismatch, token_f1, token_recall
+
+    for name in which:
+        data = json.loads(feature_path(name).read_text())
+        items, refs = set_items(name)
+        for f, (_q, _r, a), golds in zip(data["features"], items, refs, strict=True):
+            f.update(f1=token_f1(a, golds), recall=token_recall(a, golds), contain=containment(a, golds),
+                     polarity=-polarity_mismatch(a, golds))
         feature_path(name).write_text(json.dumps(data))
 
 
@@ -151,19 +184,30 @@ ROLE_TARGETS = {
 ROLE_OF_CRITERION = {"technical_accuracy": "accuracy", "comprehensiveness": "coverage", "relevance": "relevance",
                      "style_and_clarity": "style", "overall": "overall"}
 # A short list on purpose: with 50 articles and 150 questions, every extra weight is fitted noise.
-CANDIDATES = ["lp_qr", "pmi_ref", "pmi_rev", "recall", "contain", "cos_qa"]
+CANDIDATES = ["lp_qr", "pmi_ref", "pmi_rev", "recall", "contain", "cos_qa", "polarity"]
 GRID = [0.0, 0.5, 1.0, 2.0]
+# The roles that must catch contradictions (technical_accuracy, and overall, which carries the pass rule): their
+# objective adds CONTRA_WEIGHT x (2 AUC - 1) of correct vs contradicting answers on the contradiction set, and
+# their isotonic map gets the contradiction set's rows (contradiction -> 1, correct -> 5) at CONTRA_CAL of the
+# weight of the other rows.
+CONTRA_ROLES = ("accuracy", "overall")
+CONTRA_WEIGHT = 0.5
+CONTRA_CAL = 0.25
 
 
 def matrix(feats: list[dict], names: list[str]) -> np.ndarray:
     return np.array([[f.get(k, 0.0) for k in names] for f in feats], dtype=float)
 
 
-def role_objective(role: str, se_score: np.ndarray, nq_score: np.ndarray, data: dict) -> float:
+def role_objective(role: str, se_score: np.ndarray, nq_score: np.ndarray, data: dict,
+                   ct_score: np.ndarray | None = None) -> float:
     rhos = [summary_level_spearman(data["groups"], se_score, data["se_h"][d]) for d in ROLE_TARGETS[role]]
     a = auc(nq_score, data["nq_y"])
     # equal weight to the long-answer (SummEval) and short-answer (NQ) settings; AUC 0.5 = chance = rho 0
-    return 0.5 * float(np.mean(rhos)) + 0.5 * (2 * a - 1)
+    val = 0.5 * float(np.mean(rhos)) + 0.5 * (2 * a - 1)
+    if role in CONTRA_ROLES and ct_score is not None:
+        val += CONTRA_WEIGHT * (2 * auc(ct_score, data["ct_y"]) - 1)
+    return val
 
 
 def fit_weights(role: str, data: dict, names: list[str], rounds: int = 3) -> dict[str, float]:
@@ -179,7 +223,7 @@ def fit_weights(role: str, data: dict, names: list[str], rounds: int = 3) -> dic
                 trial[j] = g
                 if not trial.any():
                     continue
-                val = role_objective(role, data["se_z"] @ trial, data["nq_z"] @ trial, data)
+                val = role_objective(role, data["se_z"] @ trial, data["nq_z"] @ trial, data, data["ct_z"] @ trial)
                 if val > best + 1e-3:  # a gain smaller than this is noise on these set sizes
                     best, w, improved = val, trial, True
         if not improved:
@@ -214,22 +258,25 @@ def isotonic_breakpoints(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> di
 
 
 def prepare(se_idx: np.ndarray | None = None, nq_idx: np.ndarray | None = None,
-            stats: dict | None = None) -> dict:
-    se_rows, nq_rows = load_summeval(), load_nq()
-    se, nq = load_features("summeval"), load_features("nq")
+            stats: dict | None = None, ct_idx: np.ndarray | None = None) -> dict:
+    se_rows, nq_rows, ct_rows = load_summeval(), load_nq(), load_contradictions()
+    se, nq, ct = load_features("summeval"), load_features("nq"), load_features("contradictions")
     if se_idx is not None:
         se_rows, se = [se_rows[i] for i in se_idx], [se[i] for i in se_idx]
     if nq_idx is not None:
         nq_rows, nq = [nq_rows[i] for i in nq_idx], [nq[i] for i in nq_idx]
-    se_x, nq_x = matrix(se, CANDIDATES), matrix(nq, CANDIDATES)
+    if ct_idx is not None:
+        ct_rows, ct = [ct_rows[i] for i in ct_idx], [ct[i] for i in ct_idx]
+    se_x, nq_x, ct_x = matrix(se, CANDIDATES), matrix(nq, CANDIDATES), matrix(ct, CANDIDATES)
     if stats is None:  # standardise on the pooled dev sets, each set weighing the same
         mean = (se_x.mean(0) + nq_x.mean(0)) / 2
         std = np.sqrt((se_x.var(0) + nq_x.var(0)) / 2 + ((se_x.mean(0) - nq_x.mean(0)) / 2) ** 2)
         stats = {n: [float(m), float(s) or 1.0] for n, m, s in zip(CANDIDATES, mean, std, strict=True)}
     mean = np.array([stats[n][0] for n in CANDIDATES])
     std = np.array([stats[n][1] for n in CANDIDATES])
-    return {"se_rows": se_rows, "nq_rows": nq_rows, "se": se, "nq": nq,
-            "se_z": (se_x - mean) / std, "nq_z": (nq_x - mean) / std, "stats": stats,
+    return {"se_rows": se_rows, "nq_rows": nq_rows, "se": se, "nq": nq, "ct_rows": ct_rows, "ct": ct,
+            "se_z": (se_x - mean) / std, "nq_z": (nq_x - mean) / std, "ct_z": (ct_x - mean) / std,
+            "ct_y": np.array([r["label"] == "correct" for r in ct_rows]), "stats": stats,
             "groups": [r["article_id"] for r in se_rows],
             "se_h": {d: np.array([r[d] for r in se_rows], dtype=float) for d in DIMS},
             "nq_y": np.array([r["human"] == "Yes" for r in nq_rows])}
@@ -254,9 +301,15 @@ def fit(data: dict) -> dict:
             x = np.concatenate([se_raw, nq_raw])
             y = np.concatenate([se_target, nq_target])
             wt = np.concatenate([np.full(len(se_raw), 0.5 / len(se_raw)), np.full(len(nq_raw), 0.5 / len(nq_raw))])
+        if role in CONTRA_ROLES:  # contradiction -> 1, correct -> 5, at CONTRA_CAL of the other rows' weight
+            ct_raw = data["ct_z"] @ w
+            x = np.concatenate([x, ct_raw])
+            y = np.concatenate([y, 1.0 + 4.0 * data["ct_y"]])
+            wt = np.concatenate([wt, np.full(len(ct_raw), CONTRA_CAL * wt.sum() / len(ct_raw))])
         roles[role] = {"weights": weights, "isotonic": isotonic_breakpoints(x, y, wt),
-                       "calibrated_on": "NQ human correctness (1 + 4 P(correct))" if role == "overall" else
-                       f"SummEval {'+'.join(ROLE_TARGETS[role])} and NQ human correctness"}
+                       "calibrated_on": ("NQ human correctness (1 + 4 P(correct))" if role == "overall" else
+                                         f"SummEval {'+'.join(ROLE_TARGETS[role])} and NQ human correctness")
+                       + (" and the contradiction set" if role in CONTRA_ROLES else "")}
     return {"roles": roles, "standardize": data["stats"]}
 
 
@@ -288,7 +341,13 @@ def evaluate(calibration: dict, data: dict) -> dict:
           "agreement_pass": float((passed == y).mean()), "pass_rate": float(passed.mean()),
           "human_yes_rate": float(y.mean()), "kappa_gpt4": kappa_binary(gpt4, y),
           "agreement_gpt4": float((gpt4 == y).mean()), "pass_rule": "overall >= 3"}
-    return {"summeval": se, "nq": nq, "rows": {"summeval": len(data["se"]), "nq": len(data["nq"])}}
+    ct_acc, _ = score(data["ct"], "technical_accuracy")
+    _, ct_ov = score(data["ct"], "overall")
+    ct_y, ct_pass = data["ct_y"], ct_ov >= 3
+    ct = {"contradiction_pass_rate": float(ct_pass[~ct_y].mean()), "correct_pass_rate": float(ct_pass[ct_y].mean()),
+          "auc_accuracy": roc_auc(ct_acc, ct_y), "rows": len(ct_y), "contradictions": int((~ct_y).sum())}
+    return {"summeval": se, "nq": nq, "contradictions": ct,
+            "rows": {"summeval": len(data["se"]), "nq": len(data["nq"]), "contradictions": len(data["ct"])}}
 
 
 def halves(groups: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -310,24 +369,98 @@ def _mean_tree(trees: list) -> object:
 
 
 def cross_validate(seeds: int = 5) -> dict:
-    """2-fold cross-validation by article / question, repeated over ``seeds`` random splits: fit on one half
-    (weights, standardisation, isotonic maps), score the other half; figures averaged over the 2 x seeds
-    test halves. Each test half has 25 articles and 75 questions."""
+    """2-fold cross-validation by article / question / contradiction-set item, repeated over ``seeds`` random
+    splits: fit on one half (weights, standardisation, isotonic maps), score the other half; figures averaged
+    over the 2 x seeds test halves. Each test half has 25 articles, 75 questions and half the contradiction
+    set's items."""
     from judgekit.local.features import FEATURE_VERSION
+    from judgekit.local.judge import load_calibration
 
+    gate = load_calibration().get("contradiction") if MODEL == "default" else None
     se_groups = [r["article_id"] for r in load_summeval()]
     nq_groups = [r["qid"] for r in load_nq()]
+    ct_groups = [r["item"] for r in load_contradictions()]
     results = []
     for seed in range(seeds):
         sa, sb = halves(se_groups, seed)
         na, nb = halves(nq_groups, seed)
-        for (tr_s, tr_n), (te_s, te_n) in (((sa, na), (sb, nb)), ((sb, nb), (sa, na))):
-            cal = fit(prepare(tr_s, tr_n))
+        ca, cb = halves(ct_groups, seed)
+        for (tr_s, tr_n, tr_c), (te_s, te_n, te_c) in (((sa, na, ca), (sb, nb, cb)), ((sb, nb, cb), (sa, na, ca))):
+            cal = fit(prepare(tr_s, tr_n, ct_idx=tr_c))
             cal["feature_version"] = FEATURE_VERSION
-            results.append(evaluate(cal, prepare(te_s, te_n, stats=cal["standardize"])))
+            if gate:  # fitted on the contradiction set alone (`gate`), so out of sample for the dev sets
+                cal["contradiction"] = gate
+            results.append(evaluate(cal, prepare(te_s, te_n, stats=cal["standardize"], ct_idx=te_c)))
     out = _mean_tree(results)
     out["method"] = f"2-fold by article/question, {seeds} random splits, mean over the {2 * seeds} test halves"
     return out  # type: ignore[return-value]
+
+
+GATE_SCALES = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0]
+GATE_THRESHOLDS = [0.0, 0.05, 0.1, 0.15]  # polarity mismatches up to this count as no evidence (word-level noise)
+# No gate against longer references: against a whole article (SummEval, 100 to 1,000+ words) the aligned sentence
+# is often another statement, and capping lost consistency agreement (6 articles: Spearman 0.155 -> 0.09-0.12).
+# RobustMAD references are at most 50 words, NQ's gold answers a few.
+GATE_MAX_REFERENCE_WORDS = 80
+
+
+def gate_figures(rows: list[dict], gate: tuple[float, float]) -> dict[str, float]:
+    """Pass rates on the contradiction set when the ungated overall values (``rows[i]["overall"]``) are held
+    under the polarity gate's ceiling (:func:`judgekit.local.judge.contradiction_cap`) with ``gate`` = (scale,
+    threshold): evidence = scale x max(0, mismatch - threshold)."""
+    from judgekit.local.judge import contradiction_cap, to_int
+
+    scale, threshold = gate
+    cal = {"contradiction": {"terms": {"polarity": {"scale": scale, "offset": -threshold}}, "roles": ["overall"],
+                             "max_reference_words": GATE_MAX_REFERENCE_WORDS}}
+    passed = np.array([to_int(min(r["overall"], contradiction_cap(
+        {"polarity": r["polarity"], "ref_words": r["ref_words"]}, "overall", 1, 5, cal) or 5.0), 1, 5) >= 3
+        for r in rows])
+    y = np.array([r["label"] == "correct" for r in rows])
+    return {"contradiction_pass_rate": float(passed[~y].mean()), "correct_pass_rate": float(passed[y].mean()),
+            "balanced": float(((~passed)[~y].mean() + passed[y].mean()) / 2)}
+
+
+def fit_gate(scores: Path, seeds: int = 5) -> dict:
+    """Choose the polarity gate on the contradiction set: the (scale, threshold) of :data:`GATE_SCALES` x
+    :data:`GATE_THRESHOLDS` with the best balanced accuracy (share of contradictions failed + share of correct
+    answers passed, halved; ties: the larger threshold, then the smaller scale), on all rows, and
+    cross-validated (2-fold by item, ``seeds`` splits: choose on one half, measure on the other). ``scores``: the
+    JSON of ``bench/bench_contradiction.py --json`` run with a calibration without a gate (its ``values`` are then
+    the ungated ones; with ``features`` in its rows, the ungated values are recomputed from them with the
+    shipped formulas). The formulas and maps stay as they are: the gate is fitted on the contradiction set
+    alone, so the dev sets stay out of sample for it."""
+    from judgekit.local.judge import calibrated, load_calibration
+    from judgekit.local.signals import polarity_mismatch
+
+    base = {k: v for k, v in load_calibration().items() if k != "contradiction"}
+    text = {r["id"]: r for r in load_contradictions()}
+    rows = []
+    for r in json.loads(scores.read_text())["rows"]:
+        t = text[r["id"]]
+        ov = calibrated(r["features"], "overall", 1, 5, base)[1] if "features" in r else r["values"]["overall"]
+        rows.append({"item": t["item"], "label": t["label"], "overall": ov,
+                     "polarity": -polarity_mismatch(t["response"], t["references"]),
+                     "ref_words": max(len(g.split()) for g in t["references"])})
+
+    grid = [(k, t) for k in GATE_SCALES for t in GATE_THRESHOLDS]
+
+    def choose(sel: list[dict]) -> tuple[float, float]:
+        return max(grid, key=lambda g: (round(gate_figures(sel, g)["balanced"], 6), g[1], -g[0]))
+
+    cv = []
+    items = [r["item"] for r in rows]
+    for seed in range(seeds):
+        a, b = halves(items, seed)
+        for tr, te in ((a, b), (b, a)):
+            cv.append(gate_figures([rows[i] for i in te], choose([rows[i] for i in tr])))
+    best = choose(rows)
+    for g in grid:
+        f = gate_figures(rows, g)
+        print(f"scale {g[0]:5.1f} threshold {g[1]:.2f}: contradictions pass {f['contradiction_pass_rate']:.3f}, "
+              f"correct pass {f['correct_pass_rate']:.3f}, balanced {f['balanced']:.3f}")
+    return {"scale": best[0], "threshold": best[1], "in_sample": gate_figures(rows, best),
+            "no_gate": gate_figures(rows, (0.0, 0.0)), "cross_validated": _mean_tree(cv)}
 
 
 def timing(threads: int | None, n: int) -> None:
@@ -373,6 +506,10 @@ def print_figures(title: str, ev: dict) -> None:
           f"kappa pass (overall>=3) {n['kappa_pass']:.3f}, agreement {n['agreement_pass']:.3f}, "
           f"pass rate {n['pass_rate']:.2f} (human yes {n['human_yes_rate']:.2f}); "
           f"GPT-4 on the same rows: kappa {n['kappa_gpt4']:.3f}, agreement {n['agreement_gpt4']:.3f}")
+    if "contradictions" in ev:
+        c = ev["contradictions"]
+        print(f"contradiction set: contradictions pass {c['contradiction_pass_rate']:.3f}, correct answers pass "
+              f"{c['correct_pass_rate']:.3f}; AUC technical_accuracy correct vs contradiction {c['auc_accuracy']:.3f}")
 
 
 REFERENCE = {"source": "G-Eval (GPT-4), summary-level Spearman on all 100 SummEval articles (Liu et al., 2023)",
@@ -381,15 +518,18 @@ REFERENCE = {"source": "G-Eval (GPT-4), summary-level Spearman on all 100 SummEv
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "features-emb", "features-report", "report", "fit", "ship",
-                                     "timing"])
-    ap.add_argument("--sets", default="nq,summeval")
+    ap.add_argument("what", choices=["features", "features-emb", "features-text", "features-report", "report", "fit",
+                                     "gate", "ship", "timing"])
+    ap.add_argument("--sets", default="contradictions,nq,summeval")
     ap.add_argument("--model", default="default",
                     help="features/fit for another local model (a GGUF file or Hugging Face folder); fit then "
                          "writes bench/out/calibration_<tag>.json for --calibration instead of the shipped file")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--chat", action="store_true", help="also compute the chat-template accuracy feature")
     ap.add_argument("--limit", type=int, default=None, help="timing: answers per set (default 16)")
+    ap.add_argument("--scores", type=Path, help="gate: the JSON of bench/bench_contradiction.py --json (rows with "
+                                                 "their raw features)")
+    ap.add_argument("--write", action="store_true", help="gate: write the chosen gate into the shipped calibration")
     ap.add_argument("--validated", type=Path, help="ship: the JSON of `judgekit validate --json` (in-sample, "
                                                     "end to end)")
     args = ap.parse_args(argv)
@@ -404,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         timing(args.threads, args.limit or 16)
     elif args.what == "features-emb":
         refresh_embedding_features(args.sets.split(","))
+    elif args.what == "features-text":
+        refresh_text_features(args.sets.split(","))
     elif args.what == "features-report":
         feature_report()
     elif args.what == "fit":
@@ -418,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                        "validation_default.json for cross-validated ones",
                **cal}
         target = CALIBRATION_PATH if MODEL == "default" else OUT / f"calibration{_tag()}.json"
+        if target.exists() and "contradiction" in json.loads(target.read_text()):  # the gate is fitted apart
+            cal["contradiction"] = json.loads(target.read_text())["contradiction"]
         target.write_text(json.dumps(cal, indent=1) + "\n")
         print(f"wrote {target}")
         load_calibration.cache_clear()
@@ -432,6 +576,19 @@ def main(argv: list[str] | None = None) -> int:
                                               indent=1) + "\n")
         print(f"wrote {VALIDATION_PATH} (run judgekit validate --json F and `ship --validated F` to replace the "
               "in-sample part with the end-to-end run, with its timing and memory)")
+    elif args.what == "gate":
+        res = fit_gate(args.scores)
+        print(json.dumps(res, indent=1))
+        if args.write:
+            cal = json.loads(CALIBRATION_PATH.read_text())
+            cal["contradiction"] = {
+                "terms": {"polarity": {"scale": res["scale"], "offset": -res["threshold"]}},
+                "roles": ["accuracy", "overall"], "max_reference_words": GATE_MAX_REFERENCE_WORDS,
+                "fitted_on": "the contradiction set (judgekit/local/devsets/contradictions.jsonl) by "
+                             "bench/validate_local.py gate",
+                "cross_validated": res["cross_validated"], "no_gate": res["no_gate"]}
+            CALIBRATION_PATH.write_text(json.dumps(cal, indent=1) + "\n")
+            print(f"wrote the gate into {CALIBRATION_PATH}")
     elif args.what == "ship":
         fig = json.loads(VALIDATION_PATH.read_text())
         fig["in_sample"] = json.loads(args.validated.read_text())

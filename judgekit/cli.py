@@ -335,7 +335,7 @@ def _judge_specs(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
         elif spec.resolved_backend() == "litellm":
             from judgekit.backends.litellm_backend import check_model
 
-            check_model(model, base)
+            check_model(model, base, api_key_env=args.api_key_env)
         spec.api_key()  # fail now, before anything is written, if the variable is missing or empty
         specs.append(spec)
     return specs
@@ -775,7 +775,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         elif spec.resolved_backend() == "litellm":
             from judgekit.backends.litellm_backend import check_model
 
-            check_model(model, base, "--model")
+            check_model(model, base, "--model", api_key_env=args.api_key_env)
         spec.api_key()
         specs.append(spec)
     if args.threads:

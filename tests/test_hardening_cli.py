@@ -333,3 +333,15 @@ def test_generate_refused_key_is_a_setup_error(tmp_path: Path) -> None:
         sent = s.requests
     assert r.returncode == 2 and "HTTP 401" in flat(r.stderr), r.stderr
     assert sent <= 16 and not (tmp_path / "responses.jsonl").exists()
+
+
+def test_a_hosted_judge_without_any_key_is_refused_before_anything(tmp_path: Path) -> None:
+    # issue 10.6: before, 72 calls x 7 tries of "InternalServerError: Missing credentials", exit 3
+    responses = write_jsonl(tmp_path / "responses.jsonl", _rows(2))
+    env = {k: v for k, v in _env().items() if k != "OPENAI_API_KEY"}
+    r = subprocess.run([*_judgekit_cmd(), "judge", str(responses), "--rubric", "robustmad", "--judge",
+                        "openai/gpt-4o-mini", "--store", str(tmp_path / "s.sqlite"), "--out",
+                        str(tmp_path / "o.jsonl"), "--no-progress"], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 2 and "OPENAI_API_KEY" in r.stderr and "--api-key-env" in r.stderr, r.stderr
+    assert not list(tmp_path.glob("s.sqlite*")) and not (tmp_path / "o.jsonl").exists()

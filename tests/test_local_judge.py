@@ -209,3 +209,23 @@ def test_shipped_calibration_maps_are_strictly_increasing_inside_their_range():
         assert all(b > a for a, b in itertools.pairwise(xs)), role
         assert all(b >= a for a, b in itertools.pairwise(ys)), role
         assert len(set(ys)) >= len(ys) - 2, role  # only the two end points repeat their block's value
+
+
+def test_contradiction_gate_caps_and_never_raises():
+    from judgekit.local.judge import contradiction_cap, contradiction_evidence
+
+    gate = {"terms": {"polarity": {"scale": 10.0, "offset": -0.05}}, "roles": ["accuracy", "overall"]}
+    assert contradiction_evidence({"polarity": 0.0}, gate) == 0.0
+    assert contradiction_evidence({"polarity": -0.04}, gate) == 0.0  # under the threshold: word-level noise
+    assert contradiction_evidence({"polarity": -0.1}, gate) == pytest.approx(0.5)
+    assert contradiction_evidence({"polarity": -0.9}, gate) == 1.0  # clipped
+    assert contradiction_evidence({}, gate) == 0.0  # a missing feature is no evidence
+    cal = {"standardize": {"a": [0.0, 1.0]}, "contradiction": gate,
+           "roles": {r: {"weights": {"a": 1.0}, "isotonic": {"x": [-1.0, 1.0], "y": [1.0, 5.0]}}
+                     for r in ("accuracy", "overall", "style")}}
+    assert contradiction_cap({"polarity": -0.1}, "accuracy", 1, 5, cal) == pytest.approx(3.0)
+    assert contradiction_cap({"polarity": -0.1}, "style", 1, 5, cal) is None  # not a gated role
+    assert calibrated({"a": 1.0, "polarity": -1.0}, "overall", 1, 5, cal)[1] == 1.0
+    assert calibrated({"a": 1.0, "polarity": -1.0}, "style", 1, 5, cal)[1] == 5.0
+    assert calibrated({"a": -1.0, "polarity": -0.1}, "overall", 1, 5, cal)[1] == 1.0  # below the cap: as is
+    assert calibrated({"a": 1.0, "polarity": -0.1}, "overall", 0, 10, cal)[1] == pytest.approx(5.0)

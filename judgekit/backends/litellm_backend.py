@@ -33,9 +33,12 @@ def _import_litellm() -> Any:
     return litellm
 
 
-def check_model(model: str, api_base: str | None, flag: str = "--judge") -> None:
-    """Refuse, before any call, a model string whose provider litellm does not know (``foobar/some-model``):
-    every call would fail the same way. Raises :class:`~judgekit.errors.JudgekitError` naming ``flag``."""
+def check_model(model: str, api_base: str | None, flag: str = "--judge", api_key_env: str | None = None) -> None:
+    """Refuse, before any call, what would make every call fail the same way: a model string whose provider
+    litellm does not know (``foobar/some-model``), or a hosted provider whose API key is nowhere (no
+    ``--api-key-env`` and the provider's own variable, e.g. OPENAI_API_KEY, unset; litellm would report it
+    as a retryable server error on every call). Raises :class:`~judgekit.errors.JudgekitError` naming ``flag``
+    (or ``--api-key-env``)."""
     from judgekit.errors import JudgekitError
 
     litellm = _import_litellm()
@@ -46,6 +49,16 @@ def check_model(model: str, api_base: str | None, flag: str = "--judge") -> None
         raise JudgekitError(f"litellm does not know how to call {model!r} ({first[:200]}); give a provider prefix "
                             "it knows (openai/, anthropic/, ollama/, hosted_vllm/, ...) or, for an "
                             "OpenAI-compatible server, openai/NAME with --api-base", field=flag) from None
+    if api_base or api_key_env:
+        return
+    try:
+        missing = litellm.validate_environment(model=model).get("missing_keys") or []
+    except Exception:  # litellm cannot tell for this model: let the first call say
+        return
+    keys = [k for k in missing if k.endswith(("_KEY", "_TOKEN"))]
+    if keys:
+        raise JudgekitError(f"{model} needs an API key: set {' or '.join(keys)}, or name the variable that holds "
+                            "it with --api-key-env", field="--api-key-env") from None
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -82,6 +95,14 @@ def _litellm_cost(litellm: Any, resp: Any) -> float | None:
         return float(litellm.completion_cost(completion_response=resp))
     except Exception:
         return None
+
+
+def _is_setup_text(text: str) -> bool:
+    """Whether a litellm error text says that no call can succeed (no credentials, unknown provider), whatever
+    exception class litellm chose for it."""
+    t = text.lower()
+    return any(s in t for s in ("missing credentials", "api_key client option must be set",
+                                "llm provider not provided", "no api key provided"))
 
 
 def _nothing_answered(exc: BaseException) -> bool:
@@ -163,6 +184,8 @@ class LiteLLMBackend:
         try:
             resp = await self._litellm.acompletion(**kwargs)
         except self._transient as exc:
+            if _is_setup_text(str(exc)):  # litellm reports a missing key as a server error: it is not one
+                raise PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}", kind="setup") from None
             kind = "connect" if isinstance(exc, self._litellm.exceptions.APIConnectionError) \
                 and _nothing_answered(exc) else "other"
             raise TransientError(f"{type(exc).__name__}: {str(exc)[:300]}", retry_after=_retry_after(exc),
@@ -177,7 +200,7 @@ class LiteLLMBackend:
                                      retry_after=_retry_after(exc)) from None
             ex = self._litellm.exceptions
             setup = isinstance(exc, ex.AuthenticationError | ex.PermissionDeniedError | ex.NotFoundError) or (
-                isinstance(status, int) and status in SETUP_STATUS) or "LLM Provider NOT provided" in str(exc)
+                isinstance(status, int) and status in SETUP_STATUS) or _is_setup_text(str(exc))
             raise PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}",
                                  kind="setup" if setup else "request") from None
         latency = time.perf_counter() - start

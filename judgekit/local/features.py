@@ -24,6 +24,16 @@ bench/validate_local.py):
 ``cos_q``          MiniLM cosine(answer, question)
 ``cos_qa``         MiniLM cosine("question answer", "question gold") (max over gold answers)
 ``n_tokens``       answer length in model tokens
+``lp_cf``          log p(answer | question + counterfactual reference), the best of the counterfactuals: the
+                   reference with every sentence's polarity flipped (:func:`~judgekit.local.signals.negate_text`)
+                   and, when it names places, with every spatial word mirrored
+                   (:func:`~judgekit.local.signals.mirror_places`)
+``cf_margin``      lp_qr - lp_cf: how much better the answer fits the reference than its contradicting
+                   versions (an NLI-style likelihood ratio; negative when the answer fits "not R" better)
+``cf_sum``         the same on the summed (not mean) log-probabilities: a contradiction is a few tokens
+``polarity``       minus :func:`~judgekit.local.signals.polarity_mismatch`: -1..0, below 0 when an answer
+                   sentence and the reference sentence it matches best differ in negation
+``ref_words``      words in the longest gold answer (the contradiction gate applies to short references only)
 =================  ==========================================================================================
 
 The question + reference prefix is shared by all answers to one item, so its KV cache is computed once per
@@ -41,9 +51,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from judgekit.local.models import LocalLM
-from judgekit.local.signals import Embedder, containment, split_references, token_f1, token_recall
+from judgekit.local.signals import (
+    Embedder,
+    containment,
+    mirror_places,
+    negate_text,
+    polarity_mismatch,
+    split_references,
+    token_f1,
+    token_recall,
+)
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "2"  # of the features the calibration formulas use (polarity and cf_* were added beside them)
 REFERENCE_TOKENS = 768  # of the reference inside the likelihood context
 
 
@@ -67,6 +86,28 @@ def _mean(s: Any) -> float:
     return s.sum_logp / s.n_tokens if s.n_tokens else 0.0
 
 
+def counterfactual_references(reference: str) -> list[str]:
+    """The contradicting versions of a reference (each gold answer of a " | "-joined reference on its own):
+    its negation and, when it names places, its mirror image."""
+    parts = reference.split(" | ")
+    out = [" | ".join(negate_text(p) for p in parts)]
+    mirrored = [mirror_places(p) for p in parts]
+    if any(m is not None for m in mirrored):
+        out.append(" | ".join(m if m is not None else p for m, p in zip(mirrored, parts, strict=True)))
+    return out
+
+
+def counterfactual_logprobs(lm: LocalLM, question: str, reference: str,
+                            answers: Sequence[str]) -> list[tuple[float, float]]:
+    """Per answer, (mean, sum) log p(answer | question + counterfactual reference), each the maximum over
+    :func:`counterfactual_references` (the one the answer fits best). ``answers`` carry their leading space."""
+    best: list[tuple[float, float]] = [(-math.inf, -math.inf)] * len(answers)
+    for cf in counterfactual_references(reference):
+        for k, s in enumerate(lm.prefix_logprobs(ctx_qr(question, cf), answers)):
+            best[k] = (max(best[k][0], _mean(s)), max(best[k][1], s.sum_logp))
+    return best
+
+
 def embedding_features(items: Sequence[tuple[str, str, str]], emb: Embedder,
                        *, refs: Sequence[list[str]] | None = None) -> list[dict[str, float]]:
     """``cos_ref``, ``cos_q`` and ``cos_qa`` (cosine of "question answer" with "question gold", max over
@@ -87,11 +128,14 @@ def embedding_features(items: Sequence[tuple[str, str, str]], emb: Embedder,
 
 
 def extract(items: Sequence[tuple[str, str, str]], lm: LocalLM, emb: Embedder | None,
-            *, refs: Sequence[list[str]] | None = None, with_rev: bool = True,
+            *, refs: Sequence[list[str]] | None = None, with_rev: bool = True, with_cf: bool = False,
             with_none: bool = False) -> list[dict[str, float]]:
     """Features for each ``(question, reference, answer)``; ``refs`` gives the gold answers per item for the
-    reference signals (default: :func:`split_references` of the reference). ``with_none`` adds ``lp_none``,
-    ``pmi_q`` and ``pmi_qr`` (one more pass; the shipped calibration does not use them)."""
+    reference signals (default: :func:`split_references` of the reference). ``with_cf`` computes the
+    counterfactual-reference features (``lp_cf``, ``cf_margin``, ``cf_sum``: one or two more passes over the
+    question + reference prefix; for analysis, the shipped judge does not use them, see README).
+    ``with_none`` adds ``lp_none``, ``pmi_q`` and ``pmi_qr`` (one more pass; the shipped calibration does not use
+    them)."""
     t0 = time.perf_counter()
     n = len(items)
     feats: list[dict[str, float]] = [{} for _ in range(n)]
@@ -106,6 +150,11 @@ def extract(items: Sequence[tuple[str, str, str]], lm: LocalLM, emb: Embedder | 
             feats[i]["n_tokens"] = float(s.n_tokens)
         for i, s in zip(idx, lm.prefix_logprobs(ctx_q(q), answers), strict=True):
             feats[i]["lp_q"] = _mean(s)
+        if with_cf:
+            for i, (lp_cf, sum_cf) in zip(idx, counterfactual_logprobs(lm, q, r_clip, answers), strict=True):
+                feats[i]["lp_cf"] = lp_cf
+                feats[i]["cf_margin"] = feats[i]["lp_qr"] - lp_cf
+                feats[i]["cf_sum"] = feats[i]["lp_qr"] * feats[i]["n_tokens"] - sum_cf
         if with_rev:
             golds = list(dict.fromkeys(refs[idx[0]] if refs is not None else split_references(r)))
             base = [_mean(s) for s in lm.prefix_logprobs(ctx_ref_q(q), [" " + g for g in golds])]
@@ -131,6 +180,8 @@ def extract(items: Sequence[tuple[str, str, str]], lm: LocalLM, emb: Embedder | 
         f["f1"] = token_f1(a, golds)
         f["recall"] = token_recall(a, golds)
         f["contain"] = containment(a, golds)
+        f["polarity"] = -polarity_mismatch(a, golds)
+        f["ref_words"] = float(max((len(g.split()) for g in golds), default=0))
     if emb is not None:
         for f, e in zip(feats, embedding_features(items, emb, refs=refs), strict=True):
             f.update(e)

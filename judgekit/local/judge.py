@@ -9,6 +9,9 @@
     the calibrated value rounded half up and clipped to the scale. Weights, standardisation and breakpoints
     are fitted on the dev sets in shared/data (bench/validate_local.py fit) and shipped in
     ``calibration_default.json``; they are tuned on those dev sets, so the dev figures are optimistic.
+    The calibration's optional ``contradiction`` gate then holds the values of the roles it names under
+    ``lo + (hi - lo) * (1 - evidence)``, the evidence coming from the answer's polarity mismatch with its
+    reference (:func:`contradiction_cap`); it never raises a value.
 
 ``rate``
     G-Eval style: the rubric's own judge prompt (:func:`judgekit.prompt.build_messages`, images left out)
@@ -21,6 +24,7 @@ Both return the raw values beside the integer scores, and the seconds spent.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -30,6 +34,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from judgekit.errors import JudgekitError
 from judgekit.local.features import FEATURE_VERSION, REFERENCE_TOKENS, extract
 from judgekit.local.models import LocalLM, expected_value, get_lm, release_memory
 from judgekit.local.signals import Embedder, get_embedder, split_references
@@ -57,13 +62,98 @@ def role_of(criterion: str) -> str:
     return "overall"
 
 
+ROLES = ("accuracy", "coverage", "relevance", "style", "overall")
+_SHAPE = ("a calibration is a JSON object like judgekit/local/calibration_default.json (written by "
+          "bench/validate_local.py fit)")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_calibration(data: Any, path: str | Path) -> None:
+    """Raise :class:`JudgekitError` (naming ``path`` and the offending field) unless ``data`` has the shape
+    :func:`calibrated` needs: ``feature_version`` equal to the code's, ``standardize`` mapping feature names
+    to ``[mean, std]``, ``roles`` with a formula for each of :data:`ROLES` (``weights``: feature -> number, every
+    feature standardised; ``isotonic``: ``x`` non-decreasing and ``y``, lists of numbers of one length)."""
+    def bad(message: str, field: str | None = None) -> JudgekitError:
+        return JudgekitError(message, path=path, field=field)
+
+    if not isinstance(data, dict):
+        raise bad(f"expected a JSON object, found {type(data).__name__}; {_SHAPE}")
+    missing = [k for k in ("feature_version", "standardize", "roles") if k not in data]
+    if missing:
+        raise bad(f"missing {', '.join(missing)}; {_SHAPE}")
+    if str(data["feature_version"]) != FEATURE_VERSION:
+        raise bad(f"fitted on feature version {data['feature_version']}, the code computes version "
+                  f"{FEATURE_VERSION}: refit it (bench/validate_local.py features, then fit)", "feature_version")
+    stats = data["standardize"]
+    if not isinstance(stats, dict) or not stats:
+        raise bad("expected an object of feature -> [mean, std]", "standardize")
+    for name, ms in stats.items():
+        if not (isinstance(ms, list) and len(ms) == 2 and all(_finite(v) for v in ms)):
+            raise bad("expected [mean, std], two numbers", f"standardize.{name}")
+    roles = data["roles"]
+    if not isinstance(roles, dict):
+        raise bad("expected an object of role -> formula", "roles")
+    for role in ROLES:
+        formula = roles.get(role)
+        where = f"roles.{role}"
+        if not isinstance(formula, dict):
+            raise bad("missing (every role needs a formula)" if formula is None else "expected an object", where)
+        weights = formula.get("weights")
+        if not isinstance(weights, dict) or not weights:
+            raise bad("expected an object of feature -> weight", f"{where}.weights")
+        for name, w in weights.items():
+            if not _finite(w):
+                raise bad("expected a number", f"{where}.weights.{name}")
+            if name not in stats:
+                raise bad(f"feature {name!r} has no entry in standardize", f"{where}.weights.{name}")
+        iso = formula.get("isotonic")
+        xs, ys = (iso.get("x"), iso.get("y")) if isinstance(iso, dict) else (None, None)
+        if not (isinstance(xs, list) and isinstance(ys, list) and xs and len(xs) == len(ys)
+                and all(_finite(v) for v in xs + ys)):
+            raise bad("expected x and y, two lists of numbers of one length", f"{where}.isotonic")
+        if any(b < a for a, b in itertools.pairwise(xs)):
+            raise bad("x must be non-decreasing", f"{where}.isotonic.x")
+    gate = data.get("contradiction")
+    if gate is not None:
+        if not isinstance(gate, dict) or not isinstance(gate.get("terms"), dict) or not gate["terms"]:
+            raise bad("expected an object with terms (feature -> {scale, offset}) and roles", "contradiction")
+        if not (isinstance(gate.get("roles"), list) and all(r in ROLES for r in gate["roles"])):
+            raise bad(f"expected a list of roles among {', '.join(ROLES)}", "contradiction.roles")
+        for name, term in gate["terms"].items():
+            if not (isinstance(term, dict) and _finite(term.get("scale")) and _finite(term.get("offset"))):
+                raise bad("expected {scale, offset}, two numbers", f"contradiction.terms.{name}")
+        if "max_reference_words" in gate and not _finite(gate["max_reference_words"]):
+            raise bad("expected a number", "contradiction.max_reference_words")
+
+
+def read_calibration(path: str | Path | None = None) -> dict[str, Any]:
+    """Read and check a calibration file (the shipped one when ``path`` is None); a :class:`JudgekitError`
+    naming the file, and the line or field, when it cannot be read or is not a calibration."""
+    p = Path(path) if path else CALIBRATION_PATH
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise JudgekitError(f"cannot read the calibration file: {exc.strerror or exc}", path=p) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JudgekitError(f"not a calibration file: not UTF-8 text; {_SHAPE}", path=p) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JudgekitError(f"not a calibration file: invalid JSON ({exc.msg}, column {exc.colno}); {_SHAPE}",
+                            path=p, line=exc.lineno) from None
+    check_calibration(data, p)
+    return data  # type: ignore[no-any-return]
+
+
 @cache
 def load_calibration(path: str | None = None) -> dict[str, Any]:
-    data = json.loads(Path(path or CALIBRATION_PATH).read_text())
-    if str(data.get("feature_version")) != FEATURE_VERSION:
-        raise ValueError(f"calibration {path or CALIBRATION_PATH} was fitted on feature version "
-                         f"{data.get('feature_version')}, the code computes version {FEATURE_VERSION}")
-    return data
+    """:func:`read_calibration`, cached per path."""
+    return read_calibration(path)
 
 
 def interpolate(x: float, xs: list[float], ys: list[float]) -> float:
@@ -89,12 +179,41 @@ def combine(features: dict[str, float], formula: dict[str, Any], stats: dict[str
 def calibrated(features: dict[str, float], role: str, lo: int, hi: int,
                calibration: dict[str, Any]) -> tuple[float, float]:
     """(raw value, calibrated value on ``lo..hi``) of one role. The calibration's breakpoints are on a 1-5
-    scale; another scale is mapped linearly."""
+    scale; another scale is mapped linearly. The calibrated value is then held under the contradiction gate's
+    ceiling (:func:`contradiction_cap`) when the calibration has one for the role."""
     formula = calibration["roles"][role]
     raw = combine(features, formula, calibration["standardize"])
     value = interpolate(raw, formula["isotonic"]["x"], formula["isotonic"]["y"])
     value = lo + (value - 1.0) * (hi - lo) / 4.0
-    return raw, value
+    cap = contradiction_cap(features, role, lo, hi, calibration)
+    return raw, value if cap is None else min(value, cap)
+
+
+def contradiction_evidence(features: dict[str, float], gate: dict[str, Any]) -> float:
+    """0..1, how strongly the features say the answer contradicts its reference: the sum over the gate's
+    ``terms`` of ``scale * max(0, offset - feature)`` (features are oriented larger = better, so evidence
+    grows as a feature falls below its offset), clipped to 0..1. 0 when the gate has ``max_reference_words``
+    and the reference (its longest gold answer, feature ``ref_words``) is longer: the polarity check compares
+    an answer with a reference *answer*; against a whole source document (a news article) the sentence it
+    aligns with is often another statement, and capping there lost SummEval consistency agreement."""
+    limit = gate.get("max_reference_words")
+    if limit is not None and features.get("ref_words", 0.0) > limit:
+        return 0.0
+    total = 0.0
+    for name, term in gate["terms"].items():
+        total += term["scale"] * max(0.0, term["offset"] - features.get(name, term["offset"]))
+    return min(1.0, max(0.0, total))
+
+
+def contradiction_cap(features: dict[str, float], role: str, lo: int, hi: int,
+                      calibration: dict[str, Any]) -> float | None:
+    """The ceiling the calibration's ``contradiction`` gate puts on ``role``'s value: ``lo + (hi - lo) * (1 -
+    evidence)`` (see :func:`contradiction_evidence`), so that full evidence of a contradiction forces the lowest
+    score and none leaves the value alone; None when the calibration has no gate or it does not cover ``role``."""
+    gate = calibration.get("contradiction")
+    if not gate or role not in gate["roles"]:
+        return None
+    return lo + (hi - lo) * (1.0 - contradiction_evidence(features, gate))
 
 
 def to_int(value: float, lo: int, hi: int) -> int:
@@ -164,8 +283,11 @@ class LocalJudge:
             values[key] = round(value, 4)
             scores[key] = to_int(value, sc.min, sc.max)
         feats.pop("seconds", None)
-        return {"scores": scores, "values": values,
-                "raw": {"features": {k: round(v, 6) for k, v in feats.items()}, "combined": raw_roles}}
+        raw: dict[str, Any] = {"features": {k: round(v, 6) for k, v in feats.items()}, "combined": raw_roles}
+        gate = self.calibration.get("contradiction")
+        if gate:
+            raw["contradiction"] = round(contradiction_evidence(feats, gate), 6)
+        return {"scores": scores, "values": values, "raw": raw}
 
     def _clip(self, text: str, max_tokens: int) -> str:
         ids = self.lm.encode(text)

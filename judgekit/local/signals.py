@@ -10,6 +10,10 @@
   similarity is a dot product. No sentence-transformers needed.
 - :func:`split_references`: the gold answers of a response: ``meta["references"]`` when it is a list,
   else the reference split on `` | `` (the NQ-open convention), else the reference itself.
+- Counterfactual references for the contradiction signal (:mod:`judgekit.local.features`, ``cf_*``):
+  :func:`negate_text` (every sentence's polarity flipped) and :func:`mirror_places` (every spatial word
+  swapped for its opposite), and :func:`polarity_mismatch` (an answer sentence and its best-matching
+  reference sentence differ in negation).
 """
 
 from __future__ import annotations
@@ -152,3 +156,127 @@ def get_embedder() -> Embedder:
     if _EMBEDDER is None:
         _EMBEDDER = Embedder()
     return _EMBEDDER
+
+
+# ---- counterfactual references (contradiction signal) -----------------------------------------------------
+NEGATOR = re.compile(r"\b(?:no|not|none|never|nothing|nobody|nowhere|neither|nor|without|cannot)\b|n't\b",
+                     re.IGNORECASE)
+_SENTENCE = re.compile(r"((?<=[.!?])\s+|\s+\.\s+)")  # captured, so that re.split keeps the separators
+_AUX = re.compile(r"\b(is|are|was|were|has|have|had|will|would|can|could|does|do|did|should|may|might|must)\b",
+                  re.IGNORECASE)
+_UNNEGATE = [(re.compile(p, re.IGNORECASE), r) for p, r in (
+    (r"^(\W*)no\b(?=[,.:;!])", r"\1Yes"), (r"\bnothing\b", "something"), (r"\bnone\b", "some"),
+    (r"\bnever\b", "always"), (r"\bwithout\b", "with"), (r"\bnobody\b", "somebody"),
+    (r"\bnowhere\b", "somewhere"), (r"\bcannot\b", "can"), (r"n't\b", ""), (r"\bnot\s+", ""),
+    (r"\bno\s+", "a "), (r"\b(neither|nor)\b", "and"))]
+_OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top", "upper": "lower", "lower": "upper",
+             "above": "below", "below": "above", "front": "back", "back": "front", "inside": "outside",
+             "outside": "inside", "north": "south", "south": "north", "east": "west", "west": "east",
+             "horizontal": "vertical",
+             "vertical": "horizontal", "horizontally": "vertically", "vertically": "horizontally"}
+_PLACE = re.compile(r"\b(" + "|".join(_OPPOSITE) + r")\b", re.IGNORECASE)
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split after . ! ? (and at SummEval's spaced " . "); empty pieces dropped."""
+    return [s.strip() for s in _SENTENCE.split(text)[::2] if s.strip()]
+
+
+def _negate_sentence(s: str) -> str:
+    if NEGATOR.search(s):  # negative -> positive: the negators removed or turned round
+        for pat, rep in _UNNEGATE:
+            s = pat.sub(rep, s)
+        return s
+    m = re.match(r"(\W*)yes\b", s, re.IGNORECASE)
+    if m:
+        return s[: m.start(0)] + m.group(1) + "No" + s[m.end(0):]
+    m = _AUX.search(s)
+    if m:
+        return s[: m.end()] + " not" + s[m.end():]
+    return "It is not true that " + s
+
+
+def negate_text(text: str) -> str:
+    """``text`` with every sentence's polarity flipped by rule: a sentence with a negator loses it ("no" ->
+    "a", "not" dropped, a leading "No," -> "Yes,"), a leading "Yes" becomes "No", else "not" follows the first
+    auxiliary verb, else "It is not true that" goes in front. Crude English, but it says the opposite, which is
+    all the likelihood comparison needs."""
+    parts = _SENTENCE.split(text)  # sentence, separator, sentence, ...
+    return "".join(_negate_sentence(p) if i % 2 == 0 and p.strip() else p for i, p in enumerate(parts))
+
+
+def mirror_places(text: str) -> str | None:
+    """``text`` with every spatial word swapped for its opposite (left <-> right, top <-> bottom, upper <->
+    lower, horizontal <-> vertical, ...), keeping an initial capital; None when it has none."""
+    if not _PLACE.search(text):
+        return None
+
+    def swap(m: re.Match[str]) -> str:
+        w = _OPPOSITE[m.group(0).lower()]
+        return w.capitalize() if m.group(0)[0].isupper() else w
+
+    return _PLACE.sub(swap, text)
+
+
+_STOP = frozenset(("a", "an", "the", "of", "in", "on", "at", "to", "and", "or", "is", "are", "was", "were", "be",
+                   "been", "it", "its", "this", "that", "there", "with", "for", "by", "as", "from", "has", "have",
+                   "had"))
+_CLAUSE = re.compile(r"[,;:()]|\bbut\b", re.IGNORECASE)
+_LEAD = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+
+
+def negated_words(sentence: str) -> dict[str, bool]:
+    """The sentence's content words (normalised, stop words and negators left out), each with whether it is
+    negated: it follows a negator in the same clause (up to , ; : or "but"), or the sentence opens with "No"
+    (the answer to a yes/no question, which negates all of it)."""
+    lead = _LEAD.match(sentence)
+    all_neg = bool(lead and lead.group(1).lower() == "no")
+    out: dict[str, bool] = {}
+    for clause in _CLAUSE.split(sentence):
+        neg = all_neg
+        for raw in clause.split():
+            if NEGATOR.search(raw):
+                neg = True
+            for w in normalize(raw).split():
+                if w in _STOP or NEGATOR.fullmatch(w) or w in ("yes",):
+                    continue
+                out[w] = out.get(w, False) or neg
+    return out
+
+
+def yes_no_mismatch(answer: str, golds: Sequence[str]) -> bool:
+    """True when every reference opens with "Yes" or "No" (it answers a yes/no question) and the answer's first
+    clause says the opposite: it opens with the other word, or, opening with neither, it is negative (holds a
+    negator: "There is no defect; ...") where the reference says Yes, or positive where it says No."""
+    leads = {m.group(1).lower() if (m := _LEAD.match(g)) else None for g in golds}
+    if len(leads) != 1 or None in leads:
+        return False
+    ref_yes = leads.pop() == "yes"
+    m = _LEAD.match(answer)
+    if m:
+        return (m.group(1).lower() == "yes") != ref_yes
+    first = _CLAUSE.split(sentences(answer)[0])[0] if answer.strip() else ""
+    return bool(first.strip()) and bool(NEGATOR.search(first)) == ref_yes
+
+
+def polarity_mismatch(answer: str, golds: str | Sequence[str]) -> float:
+    """0..1, how strongly the answer says the opposite of the reference: for each answer sentence, the
+    reference sentence sharing the most of its content words; among the shared words, those negated on one
+    side only (:func:`negated_words`); the score is the largest share of the answer sentence's content words
+    that are shared with opposite polarity; 1 when :func:`yes_no_mismatch`. 0 when every shared word has the same
+    polarity on both sides."""
+    if isinstance(golds, str):
+        golds = [golds]
+    refs = [negated_words(rs) for g in golds for rs in sentences(g)]
+    worst = 0.0
+    if yes_no_mismatch(answer, golds):
+        worst = 1.0
+    for s in sentences(answer):
+        a = negated_words(s)
+        if not a or not refs:
+            continue
+        r = max(refs, key=lambda rw: len(a.keys() & rw.keys()))
+        shared = a.keys() & r.keys()
+        if shared:
+            worst = max(worst, sum(a[w] != r[w] for w in shared) / len(a))
+    return worst

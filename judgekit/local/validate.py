@@ -32,6 +32,7 @@ import io
 import json
 import resource
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau, rankdata, spearmanr
 
+from judgekit.errors import JudgekitError
 from judgekit.records import Response
 
 DEVSETS = Path(__file__).with_name("devsets")
@@ -50,22 +52,84 @@ HEADLINE = {"coherence": "style_and_clarity", "consistency": "technical_accuracy
 TARGETS = {"summeval_mean": 0.35, "summeval_min": 0.25, "nq_auc": 0.85}
 
 
-# ---- data ---------------------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    return gzip.decompress(data).decode("utf-8") if path.suffix == ".gz" else data.decode("utf-8")
+# ---- data ----------------------------------------------------------------------------------------------
+SUMMEVAL_FIELDS = ("article_id", "summary_id", "article", "summary", *DIMS)
+NQ_COLUMNS = ("qid", "question", "gold_answers", "model_answer", "human", "gpt4_label")
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The text of a dev-set file (gzip when it ends in .gz or starts with gzip's magic bytes); a
+    :class:`JudgekitError` naming the file when it cannot be read or is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JudgekitError(f"cannot read the {what} file: {exc.strerror or exc}", path=path) from None
+    if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise JudgekitError(f"not a readable gzip file ({exc})", path=path) from None
+    if b"\x00" in data:
+        raise JudgekitError(f"a binary file, not the {what} text file", path=path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JudgekitError(f"not UTF-8 text (byte {exc.start}); expected the {what} file", path=path) from None
 
 
 def load_summeval(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The SummEval dev rows (the shipped copy unless ``path`` is given; .jsonl or .jsonl.gz)."""
-    text = _read_text(Path(path) if path else DEVSETS / "summeval_dev.jsonl.gz")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """The SummEval dev rows (the shipped copy unless ``path`` is given; .jsonl or .jsonl.gz): one JSON object
+    a line with :data:`SUMMEVAL_FIELDS` (the four dimensions as numbers). A file that is not one raises
+    :class:`JudgekitError` with the file, line and field."""
+    p = Path(path) if path else DEVSETS / "summeval_dev.jsonl.gz"
+    rows = []
+    for n, line in enumerate(_read_text(p, "SummEval (JSON lines)").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise JudgekitError(f"not a JSON line ({exc.msg}); expected SummEval rows with "
+                                f"{', '.join(SUMMEVAL_FIELDS)}", path=p, line=n) from None
+        if not isinstance(row, dict):
+            raise JudgekitError("expected a JSON object", path=p, line=n)
+        for key in SUMMEVAL_FIELDS:
+            if key not in row:
+                raise JudgekitError("missing", path=p, line=n, field=key)
+            if key in DIMS and not (isinstance(row[key], int | float) and not isinstance(row[key], bool)
+                                    and np.isfinite(row[key])):
+                raise JudgekitError(f"expected a number, found {row[key]!r}", path=p, line=n, field=key)
+            if key in ("article", "summary") and not isinstance(row[key], str):
+                raise JudgekitError("expected a text", path=p, line=n, field=key)
+        rows.append(row)
+    if not rows:
+        raise JudgekitError("no SummEval rows", path=p)
+    return rows
 
 
 def load_nq(path: str | Path | None = None) -> list[dict[str, str]]:
-    """The NQ-open dev rows (the shipped copy unless ``path`` is given; .tsv or .tsv.gz)."""
-    text = _read_text(Path(path) if path else DEVSETS / "nq301_dev.tsv.gz")
-    return list(csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
+    """The NQ-open dev rows (the shipped copy unless ``path`` is given; .tsv or .tsv.gz): tab-separated with a
+    header holding :data:`NQ_COLUMNS`; ``human`` is Yes or No. A file that is not one raises
+    :class:`JudgekitError` with the file, line and column."""
+    p = Path(path) if path else DEVSETS / "nq301_dev.tsv.gz"
+    reader = csv.DictReader(io.StringIO(_read_text(p, "NQ (TSV)")), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = reader.fieldnames or []
+    missing = [c for c in NQ_COLUMNS if c not in header]
+    if missing:
+        raise JudgekitError(f"not an NQ dev file: the header (line 1) lacks the column(s) {', '.join(missing)}; "
+                            f"expected tab-separated {', '.join(NQ_COLUMNS)}", path=p, line=1)
+    rows = []
+    for row in reader:
+        for c in NQ_COLUMNS:
+            if row.get(c) is None:
+                raise JudgekitError("missing (too few tab-separated fields)", path=p, line=reader.line_num, field=c)
+        if row["human"] not in ("Yes", "No"):
+            raise JudgekitError(f"expected Yes or No, found {row['human']!r}", path=p, line=reader.line_num,
+                                field="human")
+        rows.append(row)
+    if not rows:
+        raise JudgekitError("no NQ rows", path=p)
+    return rows
 
 
 def nq_golds(row: dict[str, str]) -> list[str]:
@@ -147,14 +211,14 @@ def validate(model: str = "default", mode: str = "likelihood", *, articles: int 
     from judgekit.sample_data import rubric_path
 
     rubric = load_rubric(rubric_path("robustmad"))
+    se_rows = load_summeval(summeval_path)  # bad input fails before the model is loaded
+    nq_rows = load_nq(nq_path)
     t0 = time.perf_counter()
     judge = LocalJudge(model, mode=mode, threads=threads, calibration=calibration)  # type: ignore[arg-type]
     load_s = time.perf_counter() - t0
 
-    se_rows = load_summeval(summeval_path)
     keep_a = list(dict.fromkeys(r["article_id"] for r in se_rows))[:articles]
     se_rows = [r for r in se_rows if r["article_id"] in set(keep_a)]
-    nq_rows = load_nq(nq_path)
     keep_q = list(dict.fromkeys(r["qid"] for r in nq_rows))[:questions]
     nq_rows = [r for r in nq_rows if r["qid"] in set(keep_q)]
 
