@@ -345,18 +345,23 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _groupings(judgments: Sequence) -> list[tuple[str, ...]]:  # type: ignore[type-arg]
+    """The summary tables' groupings: per model, and per model x category / x condition when they vary."""
+    groupings: list[tuple[str, ...]] = [("model",)]
+    if any(j.category for j in judgments):
+        groupings.append(("model", "category"))
+    if len({j.condition for j in judgments}) > 1:
+        groupings.append(("model", "condition"))
+    return groupings
+
+
 def print_summary(judgments: Sequence, criteria: Sequence[str], console) -> None:  # type: ignore[no-untyped-def,type-arg]
     """Tables per model, per model x category and per model x condition (the latter two when present)."""
     from rich.table import Table
 
     from judgekit.aggregate import summarize
 
-    groupings: list[tuple[str, ...]] = [("model",)]
-    if any(j.category for j in judgments):
-        groupings.append(("model", "category"))
-    if len({j.condition for j in judgments}) > 1:
-        groupings.append(("model", "condition"))
-    for by in groupings:
+    for by in _groupings(judgments):
         table = Table(title="by " + " x ".join(by), title_justify="left")
         for b in by:
             table.add_column(b)
@@ -850,13 +855,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from judgekit.passrate import json_ready
         from judgekit.robustness import rows_to_dicts
 
-        groupings = [("model",)] + ([("model", "category")] if any(j.category for j in judgments) else []) + (
-            [("model", "condition")] if len({j.condition for j in judgments}) > 1 else [])
         summary = {" x ".join(g): [json_ready({"key": dict(zip(g, s.key, strict=True)), "n": s.n, "scored": s.scored,
                                                "unscored": s.unscored, "means": s.means,
                                                "mean_overall": s.mean_overall, "passed": s.passed,
                                                "pass_rate": s.pass_rate, "wilson_ci": list(s.pass_ci)})
-                                   for s in summarize(judgments, g, criteria)] for g in groupings}
+                                   for s in summarize(judgments, g, criteria)] for g in _groupings(judgments)}
         payload = {"results_file": str(args.results), "judgments": len(judgments), "criteria": criteria,
                    "summary": summary, "pass_rates": [r.to_dict() for r in rates],
                    "robustness": rows_to_dicts(rows) if rows else [],

@@ -33,7 +33,7 @@ from typing import Any
 from judgekit.backends import Backend, ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
 from judgekit.errors import JudgekitError
 from judgekit.records import Item, Response
-from judgekit.runner import ClaimScheduler, RunAborted, RunControl, RunOptions, _limiter, _redact, call_with_retries
+from judgekit.runner import ClaimScheduler, RunAborted, RunControl, RunOptions, _limiter, call_with_retries
 from judgekit.store import Store, StoredCall, _file_sha256
 
 GEN_PROMPT_VERSION = "gen-1"
@@ -230,19 +230,9 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
         try:
             res: ChatResult = await call_with_retries(backend, req, options, rpm=rpm, tpm=tpm,
                                                       health=control.health(backend), stopped=lambda: control.stopped)
-        except RunAborted as exc:  # nothing answers at all
-            control.abort(RunAborted(_redact(exc.message, spec)))
-            return
-        except (TransientError, PermanentError) as exc:
-            text = _redact(str(exc), spec)
-            kind = getattr(exc, "kind", "")
-            if isinstance(exc, PermanentError) and kind == "interrupted":
-                return
-            if isinstance(exc, PermanentError) and kind == "setup":  # every call would fail alike
-                control.abort(RunAborted(f"{spec.model}: {text}; stopped at the first such error, since every "
-                                         "call would fail the same way"))
-                return
-            if control.stopped and "(the run was stopped)" in text:
+        except (RunAborted, TransientError, PermanentError) as exc:
+            text = control.failure(exc, spec)
+            if text is None:
                 return
             store.add_failure(key=unit.key, response=pseudo, judge=spec.model, reason=text)
             report.failures.append((unit.item.id, spec.model, text))

