@@ -345,8 +345,16 @@ class Store:
             raise
 
     def release_all(self) -> None:
-        """Delete every claim of this owner (the end of a run)."""
-        self._db.execute("DELETE FROM claims WHERE owner=?", (self.owner,))
+        """Delete every claim of this owner (the end of a run), and the stale claims of runs that are gone (lease
+        expired, or a dead process on this host): a run killed between storing a call and releasing its claim
+        leaves a claim on a settled key, which no later run needs to claim again and so would never free."""
+        db = self._db
+        db.execute("DELETE FROM claims WHERE owner=?", (self.owner,))
+        now = time.time()
+        stale = [key for key, pid, host, expires in db.execute("SELECT key, pid, host, expires FROM claims").fetchall()
+                 if expires <= now or (host == self.host and pid != self.pid and not pid_alive(pid))]
+        if stale:
+            db.executemany("DELETE FROM claims WHERE key=?", [(k,) for k in stale])
 
     def renew(self) -> None:
         """Extend the lease of every claim of this owner by :attr:`lease_s` from now (the heartbeat)."""
