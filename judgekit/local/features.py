@@ -33,6 +33,10 @@ bench/validate_local.py):
 ``cf_sum``         the same on the summed (not mean) log-probabilities: a contradiction is a few tokens
 ``polarity``       minus :func:`~judgekit.local.signals.polarity_mismatch`: -1..0, below 0 when an answer
                    sentence and the reference sentence it matches best differ in negation
+``place``          minus :func:`~judgekit.local.signals.place_conflict`: -1..0, below 0 when the answer puts the
+                   defect on the other side ("right" for "left") on an axis both name
+``kind``           minus :func:`~judgekit.local.signals.kind_conflict`: -1 when the answer names kinds of defect
+                   and none of the reference's ("a dent" for "a scratch"), else 0
 ``ref_words``      words in the longest gold answer (the contradiction gate applies to short references only)
 =================  ==========================================================================================
 
@@ -54,15 +58,18 @@ from judgekit.local.models import LocalLM
 from judgekit.local.signals import (
     Embedder,
     containment,
+    kind_conflict,
     mirror_places,
     negate_text,
+    place_conflict,
     polarity_mismatch,
     split_references,
     token_f1,
     token_recall,
 )
 
-FEATURE_VERSION = "2"  # of the features the calibration formulas use (polarity and cf_* were added beside them)
+FEATURE_VERSION = "2"  # of the features the calibration formulas use (polarity, place, kind and cf_* were added
+#                        beside them: the contradiction gate's terms, which a calibration names, not the formulas)
 REFERENCE_TOKENS = 768  # of the reference inside the likelihood context
 
 
@@ -181,6 +188,8 @@ def extract(items: Sequence[tuple[str, str, str]], lm: LocalLM, emb: Embedder | 
         f["recall"] = token_recall(a, golds)
         f["contain"] = containment(a, golds)
         f["polarity"] = -polarity_mismatch(a, golds)
+        f["place"] = -place_conflict(a, golds)
+        f["kind"] = -kind_conflict(a, golds)
         f["ref_words"] = float(max((len(g.split()) for g in golds), default=0))
     if emb is not None:
         for f, e in zip(feats, embedding_features(items, emb, refs=refs), strict=True):

@@ -11,7 +11,8 @@
     ``calibration_default.json``; they are tuned on those dev sets, so the dev figures are optimistic.
     The calibration's optional ``contradiction`` gate then holds the values of the roles it names under
     ``lo + (hi - lo) * (1 - evidence)``, the evidence coming from the answer's polarity mismatch with its
-    reference (:func:`contradiction_cap`); it never raises a value.
+    reference, a place on the other side and a different kind of defect (:func:`contradiction_cap`); it never
+    raises a value.
 
 ``rate``
     G-Eval style: the rubric's own judge prompt (:func:`judgekit.prompt.build_messages`, images left out)

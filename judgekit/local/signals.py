@@ -280,3 +280,109 @@ def polarity_mismatch(answer: str, golds: str | Sequence[str]) -> float:
         if shared:
             worst = max(worst, sum(a[w] != r[w] for w in shared) / len(a))
     return worst
+
+
+# ---- slot conflicts: a wrong place or a wrong kind of defect, said in the reference's own polarity ----------
+# Polarity cannot see "a dent" for "a scratch" or "at the right" for "at the left": both sides are positive. These
+# two checks compare the *slots* an inspection answer fills (where, and what kind of defect) by rule. Written here
+# because no library ships them: an NLI model would do, but none installs offline, and SmolLM2-135M's own
+# likelihood of the contradicting reference separates them less well (README, local judge).
+_AXES = {"left": ("h", "L"), "right": ("h", "R"), "top": ("v", "T"), "upper": ("v", "T"), "bottom": ("v", "B"),
+         "lower": ("v", "B"), "center": ("hv", "C"), "centre": ("hv", "C"), "middle": ("hv", "C"),
+         "central": ("hv", "C")}
+_LOCATIVE = frozenset(("at", "on", "in", "near", "toward", "towards", "along", "across", "to", "into", "around"))
+_PLACE_HEAD = frozenset(("side", "sides", "corner", "corners", "edge", "edges", "half", "end", "part", "region",
+                         "area", "portion", "rim", "quadrant"))
+_EXTENT = re.compile(r"\bfrom\s+(?:the\s+)?[\w-]+(?:[\s-]+[\w]+)?\s+(?:to|towards?)\s+(?:the\s+)?[\w-]+(?:[\s-]+\w+)?",
+                     re.IGNORECASE)
+_WORD = re.compile(r"[a-z]+")
+
+
+def place_slots(text: str) -> dict[str, set[str]]:
+    """Where ``text`` puts things, per axis: ``{"h": {"L", "R", "C"} subset, "v": {"T", "B", "C"} subset}``. A
+    spatial word counts when it is used as a place: within three words after a locative preposition ("at the
+    top-left", "on its left side"), right before a place noun ("left edge", "upper half"), or in a compound
+    ("top-left", "upper right"). Extents ("from upper left to lower right": a direction, not a place) are left
+    out, and so is a word in a negated clause ("not at the left")."""
+    out: dict[str, set[str]] = {"h": set(), "v": set()}
+    for sent in sentences(_EXTENT.sub(" ", text)):
+        for clause in _CLAUSE.split(sent):
+            if NEGATOR.search(clause):
+                continue
+            words = _WORD.findall(clause.lower())
+            for i, w in enumerate(words):
+                if w not in _AXES:
+                    continue
+                prev, nxt = words[max(0, i - 3): i], words[i + 1: i + 2]
+                compound = bool(nxt and nxt[0] in _AXES) or bool(i and words[i - 1] in _AXES)
+                if compound or _LOCATIVE & set(prev) or (nxt and nxt[0] in _PLACE_HEAD):
+                    axes, val = _AXES[w]
+                    for ax in axes:
+                        out[ax].add(val)
+    return out
+
+
+def place_conflict(answer: str, golds: str | Sequence[str]) -> float:
+    """0..1, how far the answer's place contradicts the reference's (:func:`place_slots`): the share of axes
+    (horizontal, vertical) that both name with no value in common ("right" for "left", "top-left" for
+    "center"), for the gold answer it agrees with best; 0 when no axis is named on both sides."""
+    if isinstance(golds, str):
+        golds = [golds]
+    a = place_slots(answer)
+    best = None
+    for g in golds:
+        r = place_slots(g)
+        axes = [ax for ax in ("h", "v") if a[ax] and r[ax]]
+        score = sum(not (a[ax] & r[ax]) for ax in axes) / len(axes) if axes else 0.0
+        best = score if best is None else min(best, score)
+    return best or 0.0
+
+
+# Kinds of defect in industrial inspection (MVTec AD, VisA, MMAD's defect vocabulary), by word; words of one kind
+# are synonyms for this check. "hole" and "missing" are one kind: "strands are missing" describes a hole.
+DEFECT_KINDS: dict[str, tuple[str, ...]] = {
+    "scratch": ("scratch", "scratches", "scratched", "scrape", "scraped", "scrapes", "scuff", "scuffed", "abrasion"),
+    "dent": ("dent", "dents", "dented", "depression", "indentation", "indent", "dint"),
+    "missing": ("hole", "holes", "missing", "broken", "break", "chipped", "chip", "absent", "puncture",
+                "perforation", "gap", "worn"),
+    "crack": ("crack", "cracks", "cracked", "fracture", "fractured", "split"),
+    "cut": ("cut", "cuts", "slit", "incision", "gash"),
+    "bent": ("bent", "bend", "deformed", "deformation", "warped", "twisted", "misshapen"),
+    "stain": ("stain", "stains", "stained", "contamination", "contaminated", "dirt", "dirty", "smudge",
+              "discoloration", "discolored", "discolouration", "discoloured", "residue", "spot", "spots", "blot"),
+    "rust": ("rust", "rusty", "rusted", "corrosion", "corroded", "oxidation", "oxidized"),
+    "crushed": ("crushed", "squeezed", "flattened", "pinched", "squashed"),
+}
+_KIND_OF = {w: k for k, ws in DEFECT_KINDS.items() for w in ws}
+_PART_HOLE = frozenset(("center", "centre", "central", "inner", "middle", "mounting", "bolt", "screw", "threaded"))
+
+
+def defect_kinds(text: str) -> set[str]:
+    """The kinds of defect (:data:`DEFECT_KINDS`) ``text`` says are there; a word in a negated clause ("no
+    scratch") does not count (:func:`negated_words`), nor a hole that is a part ("the center hole")."""
+    kinds: set[str] = set()
+    for s in sentences(text):
+        negated = negated_words(s)
+        words = _WORD.findall(s.lower())
+        for i, w in enumerate(words):
+            if w not in _KIND_OF or negated.get(w, False):
+                continue
+            if w in ("hole", "holes") and i and words[i - 1] in _PART_HOLE:
+                continue  # "the center hole" of a nut is the part, not a defect
+            kinds.add(_KIND_OF[w])
+    return kinds
+
+
+def kind_conflict(answer: str, golds: str | Sequence[str]) -> float:
+    """1 when the answer names kinds of defect (:func:`defect_kinds`) and shares none with a reference that
+    names some ("a dent" for "a scratch"), for every gold answer; else 0."""
+    if isinstance(golds, str):
+        golds = [golds]
+    a = defect_kinds(answer)
+    if not a:
+        return 0.0
+    conflicts = []
+    for g in golds:
+        r = defect_kinds(g)
+        conflicts.append(bool(r) and not (a & r))
+    return 1.0 if conflicts and all(conflicts) else 0.0
