@@ -1,4 +1,4 @@
-"""Benchmark of judgekit.agreement.agreement_report: every statistic with 1,000 bootstrap resamples.
+"""Benchmark of judgekit.stats.agreement.agreement_report: every statistic with 1,000 bootstrap resamples.
 
 ``python bench/bench_agreement.py`` builds synthetic ratings — 10,000 items x 5 human raters on a 1-5 scale plus a
 judge, 625 groups of 16 items (source documents) and 16 systems, about 2 % of the human ratings missing — and
@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from judgekit import agreement as ag
+from judgekit.stats import agreement as ag
 
 
 def synthetic(items: int, raters: int, groups: int, systems: int, kind: str,

@@ -30,7 +30,7 @@ def load_set(path: Path = SET_PATH) -> list[dict[str, Any]]:
 
 
 def responses(rows: list[dict[str, Any]]) -> list[Any]:
-    from judgekit.records import Response
+    from judgekit.io.records import Response
 
     return [Response(id=r["item"], model=r["id"], question=r["question"], reference=r["reference"],
                      response=r["response"], meta={"references": r["references"]}) for r in rows]
@@ -39,8 +39,8 @@ def responses(rows: list[dict[str, Any]]) -> list[Any]:
 def score(rows: list[dict[str, Any]], calibration: str | None = None,
           threads: int | None = None) -> tuple[list[dict[str, Any]], float]:
     """The judge's result per row (in order) and the seconds per judgment (batched per item)."""
+    from judgekit.judging.rubric import load_rubric
     from judgekit.local.judge import LocalJudge
-    from judgekit.rubric import load_rubric
     from judgekit.sample_data import rubric_path
 
     rubric = load_rubric(rubric_path("robustmad"))

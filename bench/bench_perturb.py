@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from judgekit import perturb as P
+from judgekit.perturbation import ops as P
 
 
 def make_images(n: int, size: int = 1024, seed: int = 0) -> list[np.ndarray]:

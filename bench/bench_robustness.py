@@ -1,4 +1,4 @@
-"""Benchmark of judgekit.robustness.compare_conditions on a synthetic robustness run.
+"""Benchmark of judgekit.stats.robustness.compare_conditions on a synthetic robustness run.
 
 ``python bench/bench_robustness.py`` builds 10 models x 1000 items x (clean + 3 degraded conditions) judgments
 with 5 criteria and 4 categories, then times one call of compare_conditions with 2000 bootstrap resamples
@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from judgekit.records import Judgment
-from judgekit.robustness import compare_conditions
+from judgekit.io.records import Judgment
+from judgekit.stats.robustness import compare_conditions
 
 
 def synthetic(models: int, items: int, criteria: list[str], conditions: list[str], categories: int,

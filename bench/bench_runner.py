@@ -154,7 +154,7 @@ class LoopbackServer:
 # ---- the client side ---------------------------------------------------------------------------------------
 def make_responses(n: int, tag: str = "r") -> list[Any]:
     """``n`` distinct responses (distinct ids and texts, so distinct store keys)."""
-    from judgekit.records import Response
+    from judgekit.io.records import Response
 
     cats = ("object", "anomaly", "localisation", "comparison", "unanswerable")
     return [Response(id=f"{tag}{i:06d}", question=f"Is there any defect on part {i}? If so, where?",
@@ -165,7 +165,7 @@ def make_responses(n: int, tag: str = "r") -> list[Any]:
 
 
 def load_rubric() -> Any:
-    from judgekit.rubric import load_rubric as _load
+    from judgekit.judging.rubric import load_rubric as _load
 
     return _load(RUBRIC_PATH)
 
@@ -178,8 +178,8 @@ class RunFigures:
 
 
 def _runner(responses: list[Any], rubric: Any, api_base: str, backend: str, store: Any, concurrency: int) -> Any:
-    from judgekit.backends import JudgeSpec
-    from judgekit.runner import Runner, RunOptions
+    from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.runner import Runner, RunOptions
 
     spec = JudgeSpec(model=JUDGE_MODEL, api_base=api_base, backend=backend)  # type: ignore[arg-type]
     return Runner(responses, rubric, [spec], store, RunOptions(concurrency=concurrency, samples=1))
@@ -190,7 +190,7 @@ def judge_sync(responses: list[Any], rubric: Any, api_base: str, backend: str, s
     """One judgekit run (samples 1) of ``responses`` into the store at ``store_path``, the way the CLI and
     ``run_judging`` make it (``Runner.run_sync``: a new event loop); timed end to end (opening the store,
     building the Runner, planning from the store, the calls, assembling the judgments, closing the loop)."""
-    from judgekit.store import Store
+    from judgekit.judging.store import Store
 
     gc.collect()  # garbage of earlier runs is not charged to this one
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -208,7 +208,7 @@ async def judge(responses: list[Any], rubric: Any, api_base: str, backend: str, 
                 concurrency: int = CONCURRENCY) -> RunFigures:
     """As :func:`judge_sync`, in the running event loop (``await Runner.run()``): phase B runs bare litellm
     and judgekit in one loop, since litellm keeps its HTTP clients per loop."""
-    from judgekit.store import Store
+    from judgekit.judging.store import Store
 
     gc.collect()
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -299,7 +299,7 @@ def phase_lean(server: LoopbackServer, tmp: Path, n: int, rounds: int, log: Any 
 def phase_litellm(server: LoopbackServer, tmp: Path, n: int, rounds: int, log: Any = print) -> dict[str, Any]:
     """Interleaved rounds of bare litellm and judgekit's litellm path, in alternating order, all in one event
     loop (litellm caches its HTTP clients per loop)."""
-    from judgekit.prompt import build_messages
+    from judgekit.judging.prompt import build_messages
 
     rubric = load_rubric()
     responses = make_responses(n, "litellm")

@@ -507,9 +507,9 @@ def timing(threads: int | None, n: int) -> None:
     """Seconds per judgment (likelihood mode, robustmad) one at a time and batched per item, and peak memory."""
     import resource
 
+    from judgekit.io.records import Response
+    from judgekit.judging.rubric import load_rubric
     from judgekit.local.judge import LocalJudge
-    from judgekit.records import Response
-    from judgekit.rubric import load_rubric
 
     t0 = time.perf_counter()
     judge = LocalJudge("default", mode="likelihood", threads=threads)

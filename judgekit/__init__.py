@@ -11,8 +11,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 __version__ = "0.1.0"
 
-from judgekit.errors import JudgekitError
-from judgekit.records import Item, Judgment, Response
-from judgekit.rubric import Rubric, load_rubric
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Item, Judgment, Response
+from judgekit.judging.rubric import Rubric, load_rubric
 
 __all__ = ["Item", "JudgekitError", "Judgment", "Response", "Rubric", "__version__", "load_rubric"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from judgekit.records import Response
+from judgekit.io.records import Response
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scripted_server import ScriptedServer

@@ -1,4 +1,4 @@
-"""Unit tests of aggregation (judgekit.aggregate): Wilson intervals and per-group summaries."""
+"""Unit tests of aggregation (judgekit.stats.aggregate): Wilson intervals and per-group summaries."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from scipy.stats import norm
 
-from judgekit.aggregate import GroupSummary, summarize, wilson_interval
-from judgekit.records import Judgment
+from judgekit.io.records import Judgment
+from judgekit.stats.aggregate import GroupSummary, summarize, wilson_interval
 
 
 def wilson_closed_form(s: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Tests of judgekit.agreement: published reference values, hand-computed values, scipy cross-checks, the
+"""Tests of judgekit.stats.agreement: published reference values, hand-computed values, scipy cross-checks, the
 bootstrap's seed scheme, and the exactness of every weighted (resampled) form."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from judgekit import agreement as ag
-from judgekit.agreement import (
+from judgekit.stats import agreement as ag
+from judgekit.stats.agreement import (
     agreement_report,
     bootstrap_ci,
     cohen_kappa,

@@ -13,9 +13,9 @@ from types import ModuleType
 
 import pytest
 
-from judgekit.backends import JudgeSpec
-from judgekit.runner import Runner, RunOptions
-from judgekit.store import Store
+from judgekit.judging.backends import JudgeSpec
+from judgekit.judging.runner import Runner, RunOptions
+from judgekit.judging.store import Store
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_runner.py"
 
@@ -90,7 +90,7 @@ def test_bench_perturb_small() -> None:
 def test_bench_robustness_small() -> None:
     bench = _load("bench_robustness")
     judgments = bench.synthetic(2, 30, ["a", "b"], ["blur", "dark"], 2)
-    from judgekit.robustness import compare_conditions
+    from judgekit.stats.robustness import compare_conditions
 
     rows = compare_conditions(judgments, ["a", "b"], n_boot=50)
     assert {r.condition for r in rows} == {"blur", "dark", "degraded (all)"}

@@ -1,5 +1,5 @@
 """The store key must never change for the same call (stored judgments would silently be re-made): the
-fast encoder in :func:`judgekit.store.call_key` must give exactly ``json.dumps(doc, sort_keys=True,
+fast encoder in :func:`judgekit.judging.store.call_key` must give exactly ``json.dumps(doc, sort_keys=True,
 ensure_ascii=False)`` of the documented key document."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from judgekit.backends import JudgeSpec
-from judgekit.records import Response
-from judgekit.store import _file_sha256, call_key
+from judgekit.io.records import Response
+from judgekit.judging.backends import JudgeSpec
+from judgekit.judging.store import _file_sha256, call_key
 
 
 def _reference_key(response: Response, ident: dict[str, Any], fp: str, rv: str, pv: str, sample: int) -> str:

@@ -220,7 +220,7 @@ def test_judge_results_jsonl(main_run: MainRun) -> None:
 
 
 def _expected_rate(scores: list[int]) -> str:
-    from judgekit.aggregate import wilson_interval
+    from judgekit.stats.aggregate import wilson_interval
 
     passed = sum(s >= 3 for s in scores)
     lo, hi = wilson_interval(passed, len(scores))

@@ -1,4 +1,4 @@
-"""Unit tests of reading response files and writing result files (judgekit.dataio)."""
+"""Unit tests of reading response files and writing result files (judgekit.io.dataio)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from judgekit.dataio import read_responses, write_records
-from judgekit.errors import JudgekitError
-from judgekit.records import Judgment, Response, SampleResult
+from judgekit.io.dataio import read_responses, write_records
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Judgment, Response, SampleResult
 
 BASE = {"id": "q1", "model": "m1", "question": "Is there a defect?", "reference": "No.", "response": "No defect."}
 

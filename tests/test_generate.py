@@ -15,10 +15,10 @@ import pytest
 from scripted_server import ScriptedServer
 from test_cli_e2e import _env, _judgekit_cmd, flat, jk, read_jsonl, write_jsonl
 
-from judgekit.backends import JudgeSpec
-from judgekit.dataio import read_responses
-from judgekit.generate import PRESETS, ROBUSTMAD_INSTRUCTION, generation_messages, settings_for
-from judgekit.records import Item
+from judgekit.generation.candidates import PRESETS, ROBUSTMAD_INSTRUCTION, generation_messages, settings_for
+from judgekit.io.dataio import read_responses
+from judgekit.io.records import Item
+from judgekit.judging.backends import JudgeSpec
 
 SAMPLE = Path(__file__).resolve().parents[1] / "judgekit" / "sample_data" / "robustmad_sample"
 

@@ -78,7 +78,7 @@ def test_report_mean_is_over_real_scores(results: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_report_and_agree_read_csv_and_parquet_results(tmp_path: Path, results: Path, suffix: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from judgekit.dataio import read_judgments, write_records
+    from judgekit.io.dataio import read_judgments, write_records
 
     judgments = read_judgments(results)
     other = tmp_path / f"results{suffix}"

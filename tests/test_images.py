@@ -1,4 +1,4 @@
-"""judgekit.images: formats and sizes read from headers, the pixel cap, and the image checks made when a
+"""judgekit.io.images: formats and sizes read from headers, the pixel cap, and the image checks made when a
 responses or items file is read (before any call is paid for)."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from judgekit import images
 from judgekit.cli import main
-from judgekit.dataio import read_items, read_responses
-from judgekit.errors import JudgekitError
-from judgekit.prompt import image_data_url
+from judgekit.io import images
+from judgekit.io.dataio import read_items, read_responses
+from judgekit.io.errors import JudgekitError
+from judgekit.judging.prompt import image_data_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scripted_server import ScriptedServer

@@ -22,11 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 from test_cli_e2e import jk
 
-from judgekit import dataio, sample_data
-from judgekit.dataio import atomic_write_text, read_items, read_judgments, read_responses, write_records
-from judgekit.errors import JudgekitError
-from judgekit.ratings import read_ratings
-from judgekit.rubric import load_rubric
+from judgekit import sample_data
+from judgekit.io import dataio
+from judgekit.io.dataio import atomic_write_text, read_items, read_judgments, read_responses, write_records
+from judgekit.io.errors import JudgekitError
+from judgekit.io.ratings import read_ratings
+from judgekit.judging.rubric import load_rubric
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS5 = "{1: a, 2: b, 3: c, 4: d, 5: e}"
@@ -375,7 +376,7 @@ def test_written_files_get_the_umask_mode(tmp_path: Path, umask022: None, name: 
 
 KILLED_WRITER = """
 import os, sys
-import judgekit.dataio as d
+import judgekit.io.dataio as d
 d.os.replace = lambda *a: os._exit(9)  # killed after the temp file was written, before the rename
 getattr(d, sys.argv[2])(sys.argv[1], *([[{"a": 1}]] if sys.argv[2] == "write_records" else ["text"]))
 """

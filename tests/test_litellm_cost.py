@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from judgekit.backends.litellm_backend import _litellm_cost
+from judgekit.judging.backends.litellm_backend import _litellm_cost
 
 
 class _FakeLitellm:

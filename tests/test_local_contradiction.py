@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from judgekit.io.records import Response
+from judgekit.judging.rubric import load_rubric
 from judgekit.local.judge import CALIBRATION_PATH, load_calibration
-from judgekit.records import Response
-from judgekit.rubric import load_rubric
 from judgekit.sample_data import rubric_path
 
 SET_PATH = Path(CALIBRATION_PATH).with_name("devsets") / "contradictions.jsonl"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from judgekit.cli import main
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
 from judgekit.local.judge import CALIBRATION_PATH, read_calibration
 from judgekit.local.validate import load_nq, load_summeval
 from judgekit.sample_data import rubric_path, sample_responses
@@ -103,8 +103,8 @@ def test_judge_with_a_bad_calibration_fails_before_judging(tmp_path, capsys):
 
 
 def test_check_local_spec_checks_the_calibration(tmp_path):
-    from judgekit.backends import JudgeSpec
-    from judgekit.local.backend import check_local_spec
+    from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.backends.local import check_local_spec
 
     bad = _small_jsonl(tmp_path / "small.json")
     spec = JudgeSpec(model="local/default")

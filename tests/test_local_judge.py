@@ -77,8 +77,8 @@ class _StubJudge:
 
 
 def _backend(stub):
-    from judgekit.backends import JudgeSpec
-    from judgekit.local.backend import LocalBackend
+    from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.backends.local import LocalBackend
 
     backend = LocalBackend(JudgeSpec(model="local/default"))
     backend._judge = stub
@@ -86,7 +86,7 @@ def _backend(stub):
 
 
 def _responses(n):
-    from judgekit.records import Response
+    from judgekit.io.records import Response
 
     return [Response(id=str(i // 3), model=f"m{i % 3}", question="q?", reference="r", response=f"a{i}")
             for i in range(n)]
@@ -96,8 +96,8 @@ def test_backend_reply_parses_as_a_judge_reply():
     """The local backend's reply goes through the ordinary parser."""
     import asyncio
 
-    from judgekit.parse import parse_reply
-    from judgekit.rubric import load_rubric
+    from judgekit.judging.parse import parse_reply
+    from judgekit.judging.rubric import load_rubric
 
     rubric = load_rubric("rubrics/robustmad.yaml")
     backend = _backend(_StubJudge())
@@ -112,7 +112,7 @@ def test_backend_batches_concurrent_judgments():
     """Judgments in flight together are scored in one score_many call (answers to one item share a prefix)."""
     import asyncio
 
-    from judgekit.rubric import load_rubric
+    from judgekit.judging.rubric import load_rubric
 
     rubric = load_rubric("rubrics/robustmad.yaml")
     stub = _StubJudge()
@@ -128,8 +128,8 @@ def test_backend_batches_concurrent_judgments():
 def test_backend_error_fails_every_judgment_of_the_batch():
     import asyncio
 
-    from judgekit.backends import PermanentError
-    from judgekit.rubric import load_rubric
+    from judgekit.judging.backends import PermanentError
+    from judgekit.judging.rubric import load_rubric
 
     rubric = load_rubric("rubrics/robustmad.yaml")
     backend = _backend(_StubJudge(fail=True))
@@ -144,11 +144,11 @@ def test_backend_error_fails_every_judgment_of_the_batch():
 
 def test_runner_uses_judge_response_and_stores_each_judgment(tmp_path):
     """The runner calls judge_response (no chat messages), stores every judgment, and a re-run repays none."""
-    from judgekit.backends import JudgeSpec
-    from judgekit.local import backend as local_backend
-    from judgekit.rubric import load_rubric
-    from judgekit.runner import Runner, RunOptions
-    from judgekit.store import Store
+    from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.rubric import load_rubric
+    from judgekit.judging.runner import Runner, RunOptions
+    from judgekit.judging.store import Store
+    from judgekit.judging.backends import local as local_backend
 
     rubric = load_rubric("rubrics/robustmad.yaml")
     stub = _StubJudge()
@@ -158,7 +158,7 @@ def test_runner_uses_judge_response_and_stores_each_judgment(tmp_path):
         made.append(spec.model)
         return _backend(stub)
 
-    import judgekit.runner as runner_mod
+    import judgekit.judging.runner as runner_mod
 
     orig = runner_mod.make_backend
     runner_mod.make_backend = fake_make_backend
@@ -176,8 +176,8 @@ def test_runner_uses_judge_response_and_stores_each_judgment(tmp_path):
 
 
 def test_local_extra_hashes_the_calibration(tmp_path):
-    from judgekit.errors import JudgekitError
-    from judgekit.local.backend import local_extra
+    from judgekit.io.errors import JudgekitError
+    from judgekit.judging.backends.local import local_extra
 
     shipped = local_extra("likelihood")
     assert shipped["local_mode"] == "likelihood" and len(shipped["calibration_sha"]) == 16

@@ -1,4 +1,4 @@
-"""Unit tests of multiple-choice scoring (judgekit.mcq): letter extraction, accuracy, balanced accuracy,
+"""Unit tests of multiple-choice scoring (judgekit.generation.mcq): letter extraction, accuracy, balanced accuracy,
 MMAD's two-level averages, grouping and output."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from judgekit.errors import JudgekitError
-from judgekit.mcq import (
+from judgekit.generation.mcq import (
     MMAD_SUBTASK_ALIASES,
     MCQReport,
     extract_choice,
@@ -18,7 +17,8 @@ from judgekit.mcq import (
     print_mcq_report,
     score_mcq,
 )
-from judgekit.records import Response
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
 
 YN = ["Yes", "No"]
 FOUR = ["Scratch", "Dent", "Crack", "Contamination"]

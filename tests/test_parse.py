@@ -1,4 +1,4 @@
-"""Unit tests of reply parsing (judgekit.parse): a bad reply is never turned into a score."""
+"""Unit tests of reply parsing (judgekit.judging.parse): a bad reply is never turned into a score."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from judgekit.parse import ParsedReply, ReplyError, parse_reply
-from judgekit.prompt import build_messages
-from judgekit.records import Response
-from judgekit.rubric import Rubric, load_rubric
+from judgekit.io.records import Response
+from judgekit.judging.parse import ParsedReply, ReplyError, parse_reply
+from judgekit.judging.prompt import build_messages
+from judgekit.judging.rubric import Rubric, load_rubric
 
 RUBRICS = Path(__file__).resolve().parents[1] / "rubrics"
 KEYS = ["technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity", "overall"]

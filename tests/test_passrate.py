@@ -1,4 +1,4 @@
-"""Unit tests of judgekit.passrate: per-group pass rates (Wilson, i.i.d. and cluster bootstrap intervals) and
+"""Unit tests of judgekit.stats.passrate: per-group pass rates (Wilson, i.i.d. and cluster bootstrap intervals) and
 prediction-powered inference of the human pass rate (PPI, PPI++), with a seeded coverage simulation."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 from rich.console import Console
 from scipy.stats import binomtest, norm
 
-from judgekit.passrate import (
+from judgekit.io.records import Judgment
+from judgekit.stats.passrate import (
     PassRate,
     PPIEstimate,
     _ppi_core,
@@ -24,8 +25,7 @@ from judgekit.passrate import (
     ppi_pass_rates,
     ppi_table,
 )
-from judgekit.records import Judgment
-from judgekit.robustness import bootstrap_mean_ci
+from judgekit.stats.robustness import bootstrap_mean_ci
 
 Z95 = float(norm.ppf(0.975))
 

@@ -1,4 +1,4 @@
-"""judgekit.perturb and judgekit perturb: exactness of the robustmad preset, determinism, severity ladders,
+"""judgekit.perturbation.ops and judgekit perturb: exactness of the robustmad preset, determinism, severity ladders,
 bad images, the manifest and the items file."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from judgekit import perturb as P
-from judgekit.errors import JudgekitError
-from judgekit.perturb_files import parse_conditions, parse_severities, run_perturb
+from judgekit.io.errors import JudgekitError
+from judgekit.perturbation import ops as P
+from judgekit.perturbation.files import parse_conditions, parse_severities, run_perturb
 from judgekit.sample_data import sample_responses
 
 SAMPLE_IMAGES = Path(sample_responses()).parent / "images"

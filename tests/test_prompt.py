@@ -1,4 +1,4 @@
-"""Unit tests of the judge prompt (judgekit.prompt)."""
+"""Unit tests of the judge prompt (judgekit.judging.prompt)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from judgekit.errors import JudgekitError
-from judgekit.parse import parse_reply
-from judgekit.prompt import build_messages, image_data_url, reask_message
-from judgekit.records import Response
-from judgekit.rubric import Rubric, load_rubric
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
+from judgekit.judging.parse import parse_reply
+from judgekit.judging.prompt import build_messages, image_data_url, reask_message
+from judgekit.judging.rubric import Rubric, load_rubric
 
 RUBRICS = Path(__file__).resolve().parents[1] / "rubrics"
 

@@ -26,11 +26,11 @@ import pytest
 import yaml
 from real_server import RunningServer, llama_server, missing_reason
 
-from judgekit.backends import JudgeSpec
-from judgekit.records import Judgment, Response
-from judgekit.rubric import load_rubric
-from judgekit.runner import RunAborted, RunOptions, RunReport, run_judging
-from judgekit.store import Store
+from judgekit.io.records import Judgment, Response
+from judgekit.judging.backends import JudgeSpec
+from judgekit.judging.rubric import load_rubric
+from judgekit.judging.runner import RunAborted, RunOptions, RunReport, run_judging
+from judgekit.judging.store import Store
 
 SKIP_REASON = missing_reason()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]

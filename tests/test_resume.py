@@ -309,7 +309,7 @@ def test_kill9_between_reasks_does_not_repeat_invalid_attempt(tmp_path: Path) ->
 def test_kill9_leaves_claims_that_the_resume_takes_over_at_once(tmp_path: Path) -> None:
     """The killed run's claims (its pid, on this host, now dead) do not make the resume wait for their lease:
     it takes them over at once, pays only the missing calls, and releases every claim at the end."""
-    from judgekit.store import LEASE_S
+    from judgekit.judging.store import LEASE_S
 
     n = 60
     r = _run_kill_resume(tmp_path, n, None, lambda rows: len(rows) >= KILL_AT_ROWS)

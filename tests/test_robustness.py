@@ -1,4 +1,4 @@
-"""Unit tests of the clean-vs-degraded comparison (judgekit.robustness): pairing, paired bootstrap
+"""Unit tests of the clean-vs-degraded comparison (judgekit.stats.robustness): pairing, paired bootstrap
 intervals, Wilcoxon (Pratt) and exact McNemar tests, pooled conditions, rendering."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 from scipy.stats import bootstrap, norm, rankdata, wilcoxon
 
-from judgekit.records import Judgment
-from judgekit.robustness import (
+from judgekit.io.records import Judgment
+from judgekit.stats.robustness import (
     ALL_CATEGORIES,
     POOLED,
     RobustnessRow,

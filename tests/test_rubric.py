@@ -1,4 +1,4 @@
-"""Unit tests of rubric loading and validation (judgekit.rubric, judgekit.yamlpos)."""
+"""Unit tests of rubric loading and validation (judgekit.judging.rubric, judgekit.io.yamlpos)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from judgekit.errors import JudgekitError
-from judgekit.rubric import Condition, Rubric, Scale, load_rubric
+from judgekit.io.errors import JudgekitError
+from judgekit.judging.rubric import Condition, Rubric, Scale, load_rubric
 
 RUBRICS = Path(__file__).resolve().parents[1] / "rubrics"
 

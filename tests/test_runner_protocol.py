@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from scripted_server import ScriptedServer, render
 
-from judgekit.backends import JudgeSpec
-from judgekit.errors import JudgekitError
-from judgekit.prompt import build_messages
-from judgekit.records import Response, SampleResult
-from judgekit.rubric import load_rubric
-from judgekit.runner import NOT_RUN_BUDGET, RunAborted, Runner, RunOptions, RunReport, _Unit, run_judging
-from judgekit.store import Store
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response, SampleResult
+from judgekit.judging.backends import JudgeSpec
+from judgekit.judging.prompt import build_messages
+from judgekit.judging.rubric import load_rubric
+from judgekit.judging.runner import NOT_RUN_BUDGET, RunAborted, Runner, RunOptions, RunReport, _Unit, run_judging
+from judgekit.judging.store import Store
 
 RUBRIC_PATH = Path(__file__).resolve().parent.parent / "rubrics" / "robustmad.yaml"
 RUBRIC = load_rubric(RUBRIC_PATH)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from judgekit.dataio import read_responses
+from judgekit.io.dataio import read_responses
 from judgekit.sample_data import generate as gen
 
 SHIPPED = gen.DEFAULT_OUT

@@ -20,9 +20,9 @@ import pytest
 from scripted_server import ScriptedServer
 from test_cli_e2e import RUBRIC, _env, _judgekit_cmd, flat, read_jsonl, write_jsonl
 
-from judgekit.records import Response
-from judgekit.runner import ClaimScheduler
-from judgekit.store import Store, StoredCall
+from judgekit.io.records import Response
+from judgekit.judging.runner import ClaimScheduler
+from judgekit.judging.store import Store, StoredCall
 
 MARKER_RE = re.compile(r"<<(r\d{3})>>")
 
@@ -305,7 +305,7 @@ def test_two_generate_runs_on_one_items_file_ask_each_question_once(tmp_path: Pa
 
 
 def test_pid_alive_sees_a_zombie_as_dead() -> None:
-    from judgekit.store import pid_alive
+    from judgekit.judging.store import pid_alive
 
     child = subprocess.Popen(["true"])
     deadline = time.monotonic() + 10

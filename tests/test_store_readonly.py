@@ -15,8 +15,8 @@ import pytest
 from scripted_server import ScriptedServer
 from test_cli_e2e import flat, jk, judge_args, read_jsonl, write_jsonl
 
-from judgekit.errors import JudgekitError
-from judgekit.store import Store
+from judgekit.io.errors import JudgekitError
+from judgekit.judging.store import Store
 
 
 def _responses(tmp: Path, n: int = 3) -> Path:

@@ -15,7 +15,7 @@
     raises a value.
 
 ``rate``
-    G-Eval style: the rubric's own judge prompt (:func:`judgekit.prompt.build_messages`, images left out)
+    G-Eval style: the rubric's own judge prompt (:func:`judgekit.judging.prompt.build_messages`, images left out)
     in the model's chat template, followed by the opening of the JSON reply ``{``; for each criterion the
     suffix ``"name": `` is appended to the cached prefix and the score is the expected value of the
     next-token distribution over the scale's digits. The integer score is that expected value, rounded.
@@ -35,12 +35,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
+from judgekit.judging.rubric import Rubric
 from judgekit.local.features import FEATURE_VERSION, REFERENCE_TOKENS, extract
 from judgekit.local.models import LocalLM, expected_value, get_lm, release_memory
 from judgekit.local.signals import Embedder, get_embedder, split_references
-from judgekit.records import Response
-from judgekit.rubric import Rubric
 
 Mode = Literal["likelihood", "rate"]
 CALIBRATION_PATH = Path(__file__).with_name("calibration_default.json")
@@ -295,7 +295,7 @@ class LocalJudge:
         return text if len(ids) <= max_tokens else str(self.lm.tokenizer.decode(ids[:max_tokens])) + " ..."
 
     def _rate(self, response: Response, rubric: Rubric) -> dict[str, Any]:
-        from judgekit.prompt import build_messages
+        from judgekit.judging.prompt import build_messages
 
         # long references (e.g. a source article) are clipped so that the rubric part of the prompt survives
         clipped = response.model_copy(update={

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau, rankdata, spearmanr
 
-from judgekit.errors import JudgekitError
-from judgekit.records import Response
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
 
 DEVSETS = Path(__file__).with_name("devsets")
 VALIDATION_PATH = Path(__file__).with_name("validation_default.json")
@@ -206,8 +206,8 @@ def validate(model: str = "default", mode: str = "likelihood", *, articles: int 
              progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Score the dev sets (the first ``articles`` SummEval articles and ``questions`` NQ questions, all
     when None) with the local judge and return the agreement figures described in the module docstring."""
+    from judgekit.judging.rubric import load_rubric
     from judgekit.local.judge import LocalJudge
-    from judgekit.rubric import load_rubric
     from judgekit.sample_data import rubric_path
 
     rubric = load_rubric(rubric_path("robustmad"))

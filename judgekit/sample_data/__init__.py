@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
 
 SAMPLE_DIR = Path(__file__).with_name("robustmad_sample")
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -17,7 +17,7 @@ def _rubric_folders() -> tuple[Path, Path]:
 
 def shipped_rubrics() -> list[str]:
     """The names of the shipped rubrics (``general``, ``robustmad``), sorted; each loads by name with
-    :func:`judgekit.rubric.load_rubric` and :func:`rubric_path`."""
+    :func:`judgekit.judging.rubric.load_rubric` and :func:`rubric_path`."""
     for folder in _rubric_folders():
         names = sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())
         if names:

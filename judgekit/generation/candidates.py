@@ -13,7 +13,7 @@ Conventions:
   model's settings, the preset, the prompt version and the item's id, question, options, condition and image
   contents (not its reference answer: a corrected ground truth does not need new answers). A re-run reads the
   stored answers and asks only for the missing ones; ``kill -9`` loses at most the calls in flight. Runs that
-  share a store claim each answer's key before asking (see :class:`judgekit.runner.ClaimScheduler`): two runs
+  share a store claim each answer's key before asking (see :class:`judgekit.judging.runner.ClaimScheduler`): two runs
   on one items file divide the answers and never both pay for one.
 - Transport faults are retried with back-off (as for judges); an item that still got no answer is left out of
   the responses file, recorded as a failure in the store, and the run exits incomplete (re-run to retry).
@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judgekit.backends import Backend, ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
-from judgekit.errors import JudgekitError
-from judgekit.records import Item, Response
-from judgekit.runner import ClaimScheduler, RunAborted, RunControl, RunOptions, _limiter, call_with_retries
-from judgekit.store import Store, StoredCall, _file_sha256
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Item, Response
+from judgekit.judging.backends import Backend, ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
+from judgekit.judging.runner import ClaimScheduler, RunAborted, RunControl, RunOptions, _limiter, call_with_retries
+from judgekit.judging.store import Store, StoredCall, _file_sha256
 
 GEN_PROMPT_VERSION = "gen-1"
 ROBUSTMAD_INSTRUCTION = ("Answer in at most 50 words, in plain sentences: no bullet points, no parentheses and no "
@@ -71,7 +71,7 @@ def question_text(item: Item, preset: GenerationPreset) -> str:
 
 def generation_messages(item: Item, preset: GenerationPreset, *, images: bool = True) -> list[dict[str, Any]]:
     """The chat messages for one item (see the module's conventions)."""
-    from judgekit.prompt import image_data_url
+    from judgekit.judging.prompt import image_data_url
 
     text = question_text(item, preset)
     paths = [*item.reference_images, *item.images] if images else []
@@ -137,10 +137,10 @@ def make_generation_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
     """The backend for a model under test: ``local/NAME`` runs in-process (text only), anything else goes
     through the judges' backends (lean aiohttp or litellm)."""
     if spec.model.startswith("local/"):
-        from judgekit.local.backend import LocalChatBackend
+        from judgekit.judging.backends.local import LocalChatBackend
 
         return LocalChatBackend(spec)
-    from judgekit.backends import make_backend
+    from judgekit.judging.backends import make_backend
 
     return make_backend(spec, concurrency=concurrency)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
 
 Loc = tuple[str | int, ...]
 MAX_DEPTH = 100  # levels of nested mappings/sequences; the shipped rubrics use 5

@@ -17,9 +17,9 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
-from judgekit.errors import JudgekitError
-from judgekit.records import Response
-from judgekit.rubric import Rubric
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
+from judgekit.judging.rubric import Rubric
 
 PROMPT_VERSION = "1"
 
@@ -93,9 +93,9 @@ def image_data_url(path: str) -> str:
     """Read an image file as a base64 data URL (cached: the same image is often shared by many items).
 
     The MIME type comes from the extension. The file is fully checked when its responses or items file is
-    read (:func:`judgekit.images.probe_image`); here, an image whose header gives its size is also refused
+    read (:func:`judgekit.io.images.probe_image`); here, an image whose header gives its size is also refused
     above the pixel cap (``JUDGEKIT_MAX_IMAGE_PIXELS``), since the judge would decode it."""
-    from judgekit.images import ImageInfo, check_pixels, header_of_bytes
+    from judgekit.io.images import ImageInfo, check_pixels, header_of_bytes
 
     p = Path(path)
     mime = mimetypes.guess_type(p.name)[0] or "application/octet-stream"

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from judgekit.prompt import reply_example
-from judgekit.rubric import Rubric
+from judgekit.judging.prompt import reply_example
+from judgekit.judging.rubric import Rubric
 
 _decoder = json.JSONDecoder()
 

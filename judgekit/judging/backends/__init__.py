@@ -1,11 +1,11 @@
 """Judge backends: one small protocol, one file per backend.
 
-- :mod:`judgekit.backends.openai_compat` (``lean``): one pooled aiohttp session to an OpenAI-compatible
+- :mod:`judgekit.judging.backends.openai_compat` (``lean``): one pooled aiohttp session to an OpenAI-compatible
   server (vLLM, SGLang, llama.cpp, TGI, ...); ~0.4 ms of CPU per call, whole runner included.
-- :mod:`judgekit.backends.litellm_backend` (``litellm``): any provider string litellm knows
+- :mod:`judgekit.judging.backends.litellm_backend` (``litellm``): any provider string litellm knows
   (``openai/...``, ``anthropic/...``, ``ollama/...``); ~4 ms of CPU per call, imported lazily.
 
-- :mod:`judgekit.local.backend` (``local/NAME``): a model run in-process (torch), scoring the response on
+- :mod:`judgekit.judging.backends.local` (``local/NAME``): a model run in-process (torch), scoring the response on
   the rubric directly (``judge_response``) instead of answering chat messages.
 
 ``auto`` picks ``lean`` when an ``--api-base`` is given and the model is ``openai/NAME`` (or has no
@@ -24,7 +24,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
 
 ResponseFormat = Literal["auto", "json_schema", "json_object_schema", "json_object", "none"]
 
@@ -97,7 +97,7 @@ class TransientError(Exception):
     """Worth retrying (with back-off): rate limits, 5xx, timeouts, dropped connections.
 
     ``kind`` is ``"connect"`` when nothing answered at all (connection refused, no route, unknown host): the
-    runner stops early when the first tries of a run all fail that way (see ``judgekit.runner``); else
+    runner stops early when the first tries of a run all fail that way (see ``judgekit.judging.runner``); else
     ``"other"``.
     """
 
@@ -188,19 +188,19 @@ class JudgeSpec:
 
 def make_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
     """Build the backend for ``spec`` (see the module docstring for how ``auto`` chooses); ``local/...``
-    models get :class:`judgekit.local.backend.LocalBackend`."""
+    models get :class:`judgekit.judging.backends.local.LocalBackend`."""
     if spec.model.startswith("local/"):
-        from judgekit.local.backend import LocalBackend, check_local_spec
+        from judgekit.judging.backends.local import LocalBackend, check_local_spec
 
         check_local_spec(spec)  # a clear error (missing packages, unknown model) before any work
         return LocalBackend(spec)  # type: ignore[return-value]
     if spec.resolved_backend() == "lean":
         if not spec.api_base:
             raise JudgekitError("the lean backend needs --api-base", field="--backend")
-        from judgekit.backends.openai_compat import OpenAICompatBackend
+        from judgekit.judging.backends.openai_compat import OpenAICompatBackend
 
         return OpenAICompatBackend(spec, concurrency=concurrency)
-    from judgekit.backends.litellm_backend import LiteLLMBackend
+    from judgekit.judging.backends.litellm_backend import LiteLLMBackend
 
     return LiteLLMBackend(spec)
 

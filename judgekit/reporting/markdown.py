@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from judgekit.aggregate import GroupSummary, summarize
-from judgekit.dataio import atomic_write_text
-from judgekit.records import Judgment
-from judgekit.rubric import Rubric
+from judgekit.io.dataio import atomic_write_text
+from judgekit.io.records import Judgment
+from judgekit.judging.rubric import Rubric
+from judgekit.stats.aggregate import GroupSummary, summarize
 
 
 @dataclass
@@ -100,7 +100,7 @@ def ranking(judgments: Sequence[Judgment], criteria: Sequence[str]) -> list[str]
 
 
 def _agreement_section(spec: Any) -> list[str]:
-    from judgekit.local.backend import local_name
+    from judgekit.judging.backends.local import local_name
     from judgekit.local.models import DEFAULT_NAMES
     from judgekit.local.validate import shipped_figures
 

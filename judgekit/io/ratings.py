@@ -11,7 +11,7 @@ Conventions:
   Numeric ratings must lie within the scale; a criterion whose values are all 0/1 or binary words is binary.
 - Non-finite numbers are errors, never a rating or a gap: ``NaN``/``Infinity`` tokens in JSONL (refused by the
   reader), and ``nan``/``inf`` text or NaN/infinite floats in a rating cell (an unrated cell is left empty).
-- The table is read by :func:`judgekit.dataio.iter_rows`, whose rules apply: strict JSON (no duplicate keys,
+- The table is read by :func:`judgekit.io.dataio.iter_rows`, whose rules apply: strict JSON (no duplicate keys,
   lone surrogates or NaN/Infinity), CSV fields of any length, no column named twice.
 - Errors name the file, the line (``row N`` for Parquet) and the column, and stop before anything is written.
 """
@@ -26,9 +26,9 @@ from typing import Literal
 
 import numpy as np
 
-from judgekit.dataio import iter_rows, row_error
-from judgekit.errors import JudgekitError
-from judgekit.records import Judgment
+from judgekit.io.dataio import iter_rows, row_error
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Judgment
 
 KEY_FIELDS = ("id", "model", "condition")
 BINARY_WORDS = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0, "correct": 1.0, "incorrect": 0.0,

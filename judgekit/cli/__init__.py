@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from judgekit import __version__
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
 
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3
@@ -303,7 +303,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _cmd_rubric_check(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from judgekit.rubric import load_rubric
+    from judgekit.judging.rubric import load_rubric
 
     rubric = load_rubric(args.file)
     keys = ", ".join(rubric.reply_keys)
@@ -315,7 +315,7 @@ def _cmd_rubric_check(args: argparse.Namespace) -> int:
 
 
 def _judge_specs(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
-    from judgekit.backends import JudgeSpec
+    from judgekit.judging.backends import JudgeSpec
 
     bases = args.api_base or []
     if len(bases) not in (0, 1, len(args.judge)):
@@ -333,7 +333,7 @@ def _judge_specs(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
         elif spec.resolved_backend() == "lean" and not base:
             raise JudgekitError("--backend lean needs --api-base", field="--backend")
         elif spec.resolved_backend() == "litellm":
-            from judgekit.backends.litellm_backend import check_model
+            from judgekit.judging.backends.litellm_backend import check_model
 
             check_model(model, base, api_key_env=args.api_key_env)
         spec.api_key()  # fail now, before anything is written, if the variable is missing or empty
@@ -359,7 +359,7 @@ def print_summary(judgments: Sequence, criteria: Sequence[str], console) -> None
     """Tables per model, per model x category and per model x condition (the latter two when present)."""
     from rich.table import Table
 
-    from judgekit.aggregate import summarize
+    from judgekit.stats.aggregate import summarize
 
     for by in _groupings(judgments):
         table = Table(title="by " + " x ".join(by), title_justify="left")
@@ -382,9 +382,9 @@ def print_summary(judgments: Sequence, criteria: Sequence[str], console) -> None
 def _cmd_judge(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from judgekit.dataio import read_responses
-    from judgekit.rubric import load_rubric
-    from judgekit.runner import RunOptions
+    from judgekit.io.dataio import read_responses
+    from judgekit.judging.rubric import load_rubric
+    from judgekit.judging.runner import RunOptions
 
     console = Console(stderr=True)
     # Validate every input before anything is written.
@@ -446,8 +446,8 @@ def _print_robustness(judgments, criteria, console, *, out_path: Path | None = N
     """When ``judgments`` hold the baseline and another condition: print the robustness table (overall and
     pass rows, or every criterion) and write it to ``out_path`` (.json rows or .md tables). Returns the rows."""
 
-    from judgekit.dataio import atomic_write_json, atomic_write_text
-    from judgekit.robustness import compare_conditions, robustness_markdown, robustness_table, rows_to_dicts
+    from judgekit.io.dataio import atomic_write_json, atomic_write_text
+    from judgekit.stats.robustness import compare_conditions, robustness_markdown, robustness_table, rows_to_dicts
 
     conditions = {j.condition or "clean" for j in judgments}
     if len(conditions) < 2 or (baseline or "clean") not in conditions:
@@ -522,9 +522,9 @@ def _run_judging(responses, rubric, specs, options, *, store_path: Path, out_pat
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from judgekit.dataio import write_records
-    from judgekit.runner import Runner
-    from judgekit.store import Store
+    from judgekit.io.dataio import write_records
+    from judgekit.judging.runner import Runner
+    from judgekit.judging.store import Store
 
     console = Console(stderr=True)
     progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
@@ -579,7 +579,7 @@ def _run_judging(responses, rubric, specs, options, *, store_path: Path, out_pat
 
 def _print_local_figures(specs, console) -> None:  # type: ignore[no-untyped-def]
     """Every report of the default local judge states how far it agrees with people."""
-    from judgekit.local.backend import local_name
+    from judgekit.judging.backends.local import local_name
     from judgekit.local.models import DEFAULT_NAMES
 
     for spec in specs:
@@ -599,8 +599,8 @@ def _local_spec(model: str, mode: str | None, calibration: Path | None, threads:
     a non-local model or missing packages. The mode defaults to likelihood for local/default, else rate."""
     import os
 
-    from judgekit.backends import JudgeSpec
-    from judgekit.local.backend import check_local_spec, local_extra, local_name
+    from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.backends.local import check_local_spec, local_extra, local_name
     from judgekit.local.models import DEFAULT_NAMES
 
     if not model.startswith("local/"):
@@ -616,10 +616,10 @@ def _local_spec(model: str, mode: str | None, calibration: Path | None, threads:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from judgekit.dataio import read_responses
-    from judgekit.report import write_demo_summary
-    from judgekit.rubric import load_rubric
-    from judgekit.runner import RunOptions
+    from judgekit.io.dataio import read_responses
+    from judgekit.judging.rubric import load_rubric
+    from judgekit.judging.runner import RunOptions
+    from judgekit.reporting.markdown import write_demo_summary
     from judgekit.sample_data import rubric_path, sample_responses
 
     rubric = load_rubric(rubric_path("robustmad"))
@@ -660,7 +660,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     def progress(name: str, done: int, total: int) -> None:
         console.print(f"  {name}: {done}/{total}", end="\r")
 
-    from judgekit.local.backend import local_name
+    from judgekit.judging.backends.local import local_name
 
     fig = validate(local_name(spec.model), str(spec.extra["local_mode"]), articles=args.articles,
                    questions=args.questions, calibration=str(args.calibration) if args.calibration else None,
@@ -697,7 +697,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         out.print("The shipped calibration was fitted on these rows, so these figures are in-sample; "
                   "cross-validated figures: python bench/validate_local.py report.")
     if args.json is not None:
-        from judgekit.dataio import atomic_write_json
+        from judgekit.io.dataio import atomic_write_json
 
         atomic_write_json(args.json, fig)
         out.print(f"figures -> {args.json}")
@@ -709,7 +709,7 @@ def _cmd_perturb(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from judgekit.perturb_files import parse_conditions, parse_severities, run_perturb
+    from judgekit.perturbation.files import parse_conditions, parse_severities, run_perturb
 
     if args.preset and args.ops:
         raise JudgekitError("give --ops or --preset, not both", field="--preset")
@@ -746,11 +746,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from judgekit.backends import JudgeSpec
-    from judgekit.dataio import read_items, write_records
-    from judgekit.generate import PRESETS, relative_paths, run_generation
-    from judgekit.runner import RunOptions
-    from judgekit.store import Store
+    from judgekit.generation.candidates import PRESETS, relative_paths, run_generation
+    from judgekit.io.dataio import read_items, write_records
+    from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.runner import RunOptions
+    from judgekit.judging.store import Store
 
     items = read_items(args.items)
     if args.out.suffix.lower() not in (".jsonl", ".ndjson", ".csv", ".parquet", ".pq"):
@@ -778,7 +778,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         elif spec.resolved_backend() == "lean" and not base:
             raise JudgekitError("--backend lean needs --api-base", field="--backend")
         elif spec.resolved_backend() == "litellm":
-            from judgekit.backends.litellm_backend import check_model
+            from judgekit.judging.backends.litellm_backend import check_model
 
             check_model(model, base, "--model", api_key_env=args.api_key_env)
         spec.api_key()
@@ -813,7 +813,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             console.print(f"  no answer: item {item_id!r}, {model}: {reason}", markup=False, highlight=False)
         from collections import Counter
 
-        from judgekit.runner import _reason_kind
+        from judgekit.judging.runner import _reason_kind
 
         (reason, count), = Counter(_reason_kind(r) for _, _, r in report.failures).most_common(1)
         console.print(f"  most common: {reason!r} ({count})", markup=False, highlight=False)
@@ -827,8 +827,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from judgekit.aggregate import summarize
-    from judgekit.dataio import atomic_write_json, atomic_write_text, read_judgments
+    from judgekit.io.dataio import atomic_write_json, atomic_write_text, read_judgments
+    from judgekit.stats.aggregate import summarize
 
     _check_suffix(args.json, "--json", (".json",))
     _check_suffix(args.markdown, "--markdown", (".md",))
@@ -838,7 +838,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     criteria = list(dict.fromkeys(c for j in judgments for c in j.scores))
     out = Console(width=None if sys.stdout.isatty() else 200)
     print_summary(judgments, criteria, out)
-    from judgekit.passrate import pass_rate_table, pass_rates
+    from judgekit.stats.passrate import pass_rate_table, pass_rates
 
     by: list[str] = ["model"]
     if len({j.judge for j in judgments}) > 1:
@@ -852,8 +852,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     rows = _print_robustness(judgments, criteria, out, out_path=None, baseline=args.baseline,
                              all_criteria=args.all_criteria, n_boot=args.boot, seed=args.seed)
     if args.json is not None:
-        from judgekit.passrate import json_ready
-        from judgekit.robustness import rows_to_dicts
+        from judgekit.stats.passrate import json_ready
+        from judgekit.stats.robustness import rows_to_dicts
 
         summary = {" x ".join(g): [json_ready({"key": dict(zip(g, s.key, strict=True)), "n": s.n, "scored": s.scored,
                                                "unscored": s.unscored, "means": s.means,
@@ -867,12 +867,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         atomic_write_json(args.json, payload)
         out.print(f"report -> {args.json}")
     if args.markdown is not None:
-        from judgekit.report import summary_markdown, table_markdown
+        from judgekit.reporting.markdown import summary_markdown, table_markdown
 
         text = summary_markdown(judgments, criteria)
         text += "\n## Pass rates\n\n" + table_markdown(rate_table)
         if rows:
-            from judgekit.robustness import robustness_markdown
+            from judgekit.stats.robustness import robustness_markdown
 
             text += "\n## Robustness: degraded vs clean\n\n" + robustness_markdown(rows)
         atomic_write_text(args.markdown, text)
@@ -900,8 +900,8 @@ def _cmd_agree(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from judgekit.dataio import atomic_write_json, atomic_write_text, read_judgments
-    from judgekit.ratings import join, read_ratings
+    from judgekit.io.dataio import atomic_write_json, atomic_write_text, read_judgments
+    from judgekit.io.ratings import join, read_ratings
 
     _check_suffix(args.json, "--json", (".json",))
     _check_suffix(args.markdown, "--markdown", (".md",))
@@ -909,7 +909,7 @@ def _cmd_agree(args: argparse.Namespace) -> int:
     _check_writable(args.markdown, "--markdown")
     scale = (1.0, 5.0)
     if args.rubric is not None:
-        from judgekit.rubric import load_rubric
+        from judgekit.judging.rubric import load_rubric
 
         rubric = load_rubric(args.rubric)
         scale = (float(rubric.scale.min), float(rubric.scale.max))
@@ -942,7 +942,7 @@ def _cmd_agree(args: argparse.Namespace) -> int:
         atomic_write_json(args.json, payload)
         out.print(f"agreement -> {args.json}")
     if args.markdown is not None:
-        from judgekit.report import markup_plain, table_markdown
+        from judgekit.reporting.markdown import markup_plain, table_markdown
 
         parts = [f"# Agreement: {args.judge} vs {args.human}", ""]
         parts += [table_markdown(t) if not isinstance(t, str) else markup_plain(t) + "\n" for t in shown]
@@ -974,7 +974,7 @@ def _agree_one(jn, judged, groups, scale, args, show) -> dict:  # type: ignore[n
 
     from rich.table import Table
 
-    from judgekit.agreement import agreement_report
+    from judgekit.stats.agreement import agreement_report
 
     systems = jn.models if len(set(jn.models)) > 1 else None
     rep = agreement_report(jn.judge, jn.humans, scale=scale if jn.kind != "binary" else None, kind=jn.kind,
@@ -1021,7 +1021,7 @@ def _agree_one(jn, judged, groups, scale, args, show) -> dict:  # type: ignore[n
                "levels": levels, "group_by": args.group_by, "report": rep.to_dict()}
     ppi = _ppi_rows(jn, judged, args.threshold)
     if ppi:
-        from judgekit.passrate import ppi_table
+        from judgekit.stats.passrate import ppi_table
 
         show(ppi_table(ppi))
         section["ppi"] = [p.to_dict() for p in ppi]
@@ -1034,7 +1034,7 @@ def _ppi_rows(jn, judged, threshold: float) -> list:  # type: ignore[no-untyped-
     mean rating >= threshold) on the rated ones. Shown when some model has both rated and unrated responses."""
     import numpy as np
 
-    from judgekit.passrate import ppi_pass_rates
+    from judgekit.stats.passrate import ppi_pass_rates
 
     if jn.kind != "binary" and jn.criterion not in ("overall", "pass"):
         return []
@@ -1058,8 +1058,8 @@ def _cmd_mcq(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from judgekit.dataio import atomic_write_json, atomic_write_text, read_responses
-    from judgekit.mcq import MMAD_SUBTASK_ALIASES, mcq_markdown, print_mcq_report, score_mcq
+    from judgekit.generation.mcq import MMAD_SUBTASK_ALIASES, mcq_markdown, print_mcq_report, score_mcq
+    from judgekit.io.dataio import atomic_write_json, atomic_write_text, read_responses
 
     for path, flag, ext in ((args.json, "--json", ".json"), (args.markdown, "--markdown", ".md")):
         if path is not None and path.suffix.lower() != ext:
@@ -1079,8 +1079,8 @@ def _cmd_mcq(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from judgekit.dataio import write_records
-    from judgekit.store import Store
+    from judgekit.io.dataio import write_records
+    from judgekit.judging.store import Store
 
     # read-only: a missing file, a folder or a file that is not a judgekit store is refused and left unchanged
     with Store(args.store, readonly=True) as store:

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judgekit.errors import JudgekitError
-from judgekit.records import Response
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
 
 SCHEMA_VERSION = "1"
 LEASE_S = 60.0

@@ -33,8 +33,8 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
 
-from judgekit.errors import JudgekitError
-from judgekit.records import Response
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

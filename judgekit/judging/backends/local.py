@@ -32,10 +32,10 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from judgekit.backends import ChatRequest, ChatResult, JudgeSpec, PermanentError
-from judgekit.errors import JudgekitError
-from judgekit.records import Response
-from judgekit.rubric import Rubric
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Response
+from judgekit.judging.backends import ChatRequest, ChatResult, JudgeSpec, PermanentError
+from judgekit.judging.rubric import Rubric
 
 MODES = ("likelihood", "rate")
 MAX_BATCH = 32

@@ -11,7 +11,7 @@ the same judge, of the same model, and reports per model, category, condition an
 - a paired test: Wilcoxon signed-rank (Pratt's zero handling) for scores, McNemar's exact test for the
   pass/fail outcome.
 
-Conventions (the same as :mod:`judgekit.aggregate`): an ``unscored`` judgment has no score, so a pair with
+Conventions (the same as :mod:`judgekit.stats.aggregate`): an ``unscored`` judgment has no score, so a pair with
 an unscored side is *excluded* from every figure and counted in ``n_dropped``; it is never imputed.
 Questions present on one side only are not paired and are counted in ``n_baseline_only`` /
 ``n_degraded_only``.
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from judgekit.records import Judgment
+from judgekit.io.records import Judgment
 
 __all__ = [
     "ALL_CATEGORIES",
@@ -55,7 +55,7 @@ POOLED = "degraded (all)"
 OVERALL = "overall"
 #: ``criterion`` of the rows on the pass/fail outcome ``Judgment.passed``.
 PASS = "pass"
-#: A missing category is shown as this (as in :func:`judgekit.aggregate.summarize`).
+#: A missing category is shown as this (as in :func:`judgekit.stats.aggregate.summarize`).
 NO_CATEGORY = "-"
 #: Conditions read as the clean baseline: ``None`` and ``""`` are normalised to ``"clean"``.
 CLEAN = "clean"

@@ -5,7 +5,7 @@ problem with its line.
 Conventions:
 - A rubric is named by a path to its YAML file, or by the bare name of a shipped rubric (``general``,
   ``robustmad``: no suffix, no folder, and no file of that name exists), from any working folder.
-- The YAML rules of :mod:`judgekit.yamlpos` apply: no anchors/aliases, no duplicate keys, bounded nesting.
+- The YAML rules of :mod:`judgekit.io.yamlpos` apply: no anchors/aliases, no duplicate keys, bounded nesting.
 - Every number must be finite: ``.inf`` / ``.nan`` are errors wherever they appear (file, line, field).
 """
 
@@ -31,8 +31,8 @@ from pydantic import (
     model_validator,
 )
 
-from judgekit.errors import JudgekitError
-from judgekit.yamlpos import line_for, load_yaml_with_lines
+from judgekit.io.errors import JudgekitError
+from judgekit.io.yamlpos import line_for, load_yaml_with_lines
 
 RESERVED_NAMES = {"overall", "rationale"}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

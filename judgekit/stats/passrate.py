@@ -12,7 +12,7 @@ Two questions a leaderboard maintainer asks, two entry points:
   whatever the judge's bias, and PPI++ (Angelopoulos, Duchi, Zrnic 2023) tunes how much the judge is
   trusted so that the interval is never (asymptotically) wider than the human-only one.
 
-Convention (the same as :mod:`judgekit.aggregate`): a pass rate is ``passes / scored``. An ``unscored``
+Convention (the same as :mod:`judgekit.stats.aggregate`): a pass rate is ``passes / scored``. An ``unscored``
 judgment (the judge's reply could not be parsed) is excluded and counted in ``unscored``: a parse failure is
 never a pass nor a fail.
 
@@ -40,8 +40,8 @@ import numpy as np
 from rich.table import Table
 from scipy.stats import norm
 
-from judgekit.aggregate import wilson_interval
-from judgekit.records import Judgment
+from judgekit.io.records import Judgment
+from judgekit.stats.aggregate import wilson_interval
 
 __all__ = [
     "GROUP_FIELDS",
@@ -56,7 +56,7 @@ __all__ = [
 
 #: The ``Judgment`` fields :func:`pass_rates` can group by.
 GROUP_FIELDS = ("model", "category", "condition", "judge")
-#: A missing group value is shown as this (as in :func:`judgekit.aggregate.summarize`).
+#: A missing group value is shown as this (as in :func:`judgekit.stats.aggregate.summarize`).
 MISSING = "-"
 
 _CHUNK = 1 << 22  # at most this many resampled indices are held in memory at once
@@ -226,7 +226,7 @@ def _resample_ratio_ci(num: np.ndarray, den: np.ndarray, *, n_resamples: int, co
     Each resample draws ``m = len(num)`` unit indices uniformly with replacement; ``c[i]`` is how often unit
     ``i`` was drawn. Indices come as ``rng.integers(0, m, size=(b, m))`` for consecutive blocks of
     ``b = max(1, min(n_resamples, 2**22 // m))`` resamples, exactly as in
-    :func:`judgekit.robustness.bootstrap_mean_ci` (with ``den`` all ones the two give the same numbers).
+    :func:`judgekit.stats.robustness.bootstrap_mean_ci` (with ``den`` all ones the two give the same numbers).
     Bounds: the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles (``numpy.quantile``, linear).
     """
     m = num.size
@@ -292,7 +292,7 @@ def pass_rates(judgments: Iterable[Judgment], *, by: Sequence[str] = ("model",),
     -----
     **Rate.** ``rate = passed / scored``; unscored judgments are excluded and counted (``unscored``).
 
-    **Wilson interval** (:func:`judgekit.aggregate.wilson_interval`): with ``p = rate``, ``m = scored`` and
+    **Wilson interval** (:func:`judgekit.stats.aggregate.wilson_interval`): with ``p = rate``, ``m = scored`` and
     ``z`` the ``(1 + confidence) / 2`` normal quantile,
     ``(p + z²/2m ± z sqrt(p(1-p)/m + z²/4m²)) / (1 + z²/m)``. It assumes independent answers.
 
@@ -300,7 +300,7 @@ def pass_rates(judgments: Iterable[Judgment], *, by: Sequence[str] = ("model",),
     there are) and recompute the rate; the bounds are the ``(1 ∓ confidence) / 2`` quantiles of those
     rates (linear interpolation). Vectorised: a resample is a vector of draw counts, the rates of a block of
     resamples are one matrix product. With ``"answers"`` the resampled rate is ``sum(c_i y_i) / m``
-    (``y_i`` the 0/1 verdicts; the same draws as :func:`judgekit.robustness.bootstrap_mean_ci`). The
+    (``y_i`` the 0/1 verdicts; the same draws as :func:`judgekit.stats.robustness.bootstrap_mean_ci`). The
     percentile interval collapses to a point when every answer passes (or fails), and is somewhat too
     narrow for small groups; the Wilson interval is the safer figure there.
 
@@ -315,7 +315,7 @@ def pass_rates(judgments: Iterable[Judgment], *, by: Sequence[str] = ("model",),
 
     Examples
     --------
-    >>> from judgekit.records import Judgment
+    >>> from judgekit.io.records import Judgment
     >>> js = [Judgment(id=str(i), model="m", judge="j", status="scored", overall=float(s), passed=s >= 3)
     ...       for i, s in enumerate([4, 2, 3, 5])]
     >>> r = pass_rates(js)[0]

@@ -34,8 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from judgekit.errors import JudgekitError
-from judgekit.records import Item, Judgment, Response
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Item, Judgment, Response
 
 REQUIRED = ("id", "model", "question", "reference", "response")
 ITEM_REQUIRED = ("id", "question", "reference")
@@ -379,7 +379,7 @@ def read_responses(path: str | Path, *, check_images: bool = True) -> list[Respo
     """Read and validate every response in ``path``; raise :class:`JudgekitError` at the first bad record.
 
     Image paths are made absolute (relative to the file's folder) and checked to be a recognised image (by its
-    header) within ``JUDGEKIT_MAX_IMAGE_PIXELS`` (see :mod:`judgekit.images`). ``(id, model, condition)`` must
+    header) within ``JUDGEKIT_MAX_IMAGE_PIXELS`` (see :mod:`judgekit.io.images`). ``(id, model, condition)`` must
     be unique.
     """
     return _read_records(path, Response, REQUIRED, check_images=check_images)  # type: ignore[return-value]
@@ -423,7 +423,7 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
                     raise _error(path, where, f"a multiple-choice reference must be one of the option letters "
                                  f"{', '.join(letters)}, got {rec.reference!r}", "reference")
             for field in _LIST_FIELDS:
-                from judgekit.images import image_problem, resolve_image_path  # (kept local to this loop)
+                from judgekit.io.images import image_problem, resolve_image_path  # (kept local to this loop)
 
                 resolved = []
                 for p in getattr(rec, field):

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
 
 MIN_SIDE = 32
 """Smallest accepted width and height (the same floor as ImageNet-C's corruptions)."""
@@ -142,9 +142,9 @@ def check_image(img: np.ndarray, source: str = "image") -> None:
 def read_image(path: str) -> np.ndarray:
     """Decode an image file unchanged (grey stays grey, alpha is kept); clear errors for unreadable files.
 
-    The header is checked first (:func:`judgekit.images.probe_bytes`): a recognised format within the pixel
+    The header is checked first (:func:`judgekit.io.images.probe_bytes`): a recognised format within the pixel
     cap (``JUDGEKIT_MAX_IMAGE_PIXELS``), so a small file that would decode to gigabytes is never decoded."""
-    from judgekit.images import probe_bytes
+    from judgekit.io.images import probe_bytes
 
     cv2 = _cv2()
     try:

@@ -10,7 +10,7 @@ import os
 import time
 from typing import Any
 
-from judgekit.backends import (
+from judgekit.judging.backends import (
     SETUP_STATUS,
     ChatRequest,
     ChatResult,
@@ -37,9 +37,9 @@ def check_model(model: str, api_base: str | None, flag: str = "--judge", api_key
     """Refuse, before any call, what would make every call fail the same way: a model string whose provider
     litellm does not know (``foobar/some-model``), or a hosted provider whose API key is nowhere (no
     ``--api-key-env`` and the provider's own variable, e.g. OPENAI_API_KEY, unset; litellm would report it
-    as a retryable server error on every call). Raises :class:`~judgekit.errors.JudgekitError` naming ``flag``
+    as a retryable server error on every call). Raises :class:`~judgekit.io.errors.JudgekitError` naming ``flag``
     (or ``--api-key-env``)."""
-    from judgekit.errors import JudgekitError
+    from judgekit.io.errors import JudgekitError
 
     litellm = _import_litellm()
     try:

@@ -12,7 +12,7 @@ Conventions:
   (100 megapixels; 400 MB once decoded as 8-bit RGBA). A few bytes of PNG or JPEG can decode to gigabytes:
   the cap is checked before anything decodes the image (``judgekit perturb``) and when a responses or items
   file is read (the images sent to a judge, which would decode them).
-- Errors are :class:`~judgekit.errors.JudgekitError` with ``path`` set to the image and a message that does not
+- Errors are :class:`~judgekit.io.errors.JudgekitError` with ``path`` set to the image and a message that does not
   repeat it; callers that read a records file re-raise with that file, its line and the field.
 - :func:`probe_image` caches what it read by (path, modification time in ns, size, inode): the same image is
   often referenced by many records. The cap is checked on every call (it may change between calls).
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from judgekit.errors import JudgekitError
+from judgekit.io.errors import JudgekitError
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 """Default cap on ``width * height`` (override with the environment variable ``JUDGEKIT_MAX_IMAGE_PIXELS``)."""

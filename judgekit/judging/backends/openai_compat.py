@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from judgekit.backends import (
+from judgekit.judging.backends import (
     SETUP_STATUS,
     ChatRequest,
     ChatResult,

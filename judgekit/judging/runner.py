@@ -11,7 +11,7 @@ Transport faults (429, 5xx, timeouts, dropped connections) are retried up to ``r
 exponential back-off and full jitter (or the server's Retry-After); they are not calls, since no reply
 arrived, and a sample that exhausts them is unscored with the error as reason and is retried by a re-run.
 
-Runs sharing a store (see :mod:`judgekit.store`, claims): a sample's key is claimed before its first call,
+Runs sharing a store (see :mod:`judgekit.judging.store`, claims): a sample's key is claimed before its first call,
 in chunks of the queue ahead (one transaction per ``concurrency`` samples, see :class:`ClaimScheduler`). A
 sample that another live run holds is deferred: once this run's other work is done it waits, polling the
 store every 0.5 s, and takes the holder's stored attempts as read from the store (not as calls made), or
@@ -34,7 +34,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from judgekit.backends import (
+from judgekit.io.errors import JudgekitError
+from judgekit.io.records import Judgment, Response, SampleResult
+from judgekit.io.redact import MASK, redact, secret_values
+from judgekit.judging.backends import (
     Backend,
     ChatRequest,
     JudgeSpec,
@@ -42,13 +45,10 @@ from judgekit.backends import (
     TransientError,
     make_backend,
 )
-from judgekit.errors import JudgekitError
-from judgekit.parse import ReplyError, parse_reply
-from judgekit.prompt import PROMPT_VERSION, build_messages, reask_message
-from judgekit.records import Judgment, Response, SampleResult
-from judgekit.redact import MASK, redact, secret_values
-from judgekit.rubric import Rubric
-from judgekit.store import Store, StoredCall, call_key
+from judgekit.judging.parse import ReplyError, parse_reply
+from judgekit.judging.prompt import PROMPT_VERSION, build_messages, reask_message
+from judgekit.judging.rubric import Rubric
+from judgekit.judging.store import Store, StoredCall, call_key
 
 Reduce = Literal["mean", "median", "mode"]
 NOT_RUN_BUDGET = "not judged: the --max-cost budget was reached (re-run to continue)"
@@ -280,10 +280,10 @@ def _limiter(per_minute: float | None):  # type: ignore[no-untyped-def]
 
 
 def _redact(text: str, spec: JudgeSpec) -> str:
-    """Remove the API key and any other secret (see :mod:`judgekit.redact`) from a text before it is stored,
+    """Remove the API key and any other secret (see :mod:`judgekit.io.redact`) from a text before it is stored,
     written or shown (some providers echo them, in error bodies and in replies)."""
     key = spec.api_key() if spec.api_key_env else None
-    if key and len(key) >= 4:  # a short key still goes, whatever judgekit.redact's minimum length
+    if key and len(key) >= 4:  # a short key still goes, whatever judgekit.io.redact's minimum length
         text = text.replace(key, MASK)
     return redact(text, secret_values([key])) or text
 

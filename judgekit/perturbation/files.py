@@ -22,7 +22,7 @@ Conventions:
   the earlier manifest lists (and its ``manifest.jsonl`` and ``items.jsonl``) that this run does not write
   again are removed, then folders left empty; files the manifest does not list are kept.
 - Images are checked before decoding: their header must be a recognised format and within the pixel cap of
-  :mod:`judgekit.images` (``JUDGEKIT_MAX_IMAGE_PIXELS``); symbolic link loops and broken links are refused.
+  :mod:`judgekit.io.images` (``JUDGEKIT_MAX_IMAGE_PIXELS``); symbolic link loops and broken links are refused.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from judgekit import images
-from judgekit import perturb as P
-from judgekit.errors import JudgekitError
+from judgekit.io import images
+from judgekit.io.errors import JudgekitError
+from judgekit.perturbation import ops as P
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 CLEAN = "clean"
@@ -110,7 +110,7 @@ def parse_conditions(ops: str, severities: Sequence[int]) -> list[Condition]:
 
 
 def robustmad_conditions(impl: str = "exact") -> dict[str, Condition]:
-    """The preset's two conditions (see :func:`judgekit.perturb.robustmad_motion_blur` for ``impl``)."""
+    """The preset's two conditions (see :func:`judgekit.perturbation.ops.robustmad_motion_blur` for ``impl``)."""
     return {"low_light": Condition("low_light", (P.Step("robustmad_low_light"),)),
             "motion_blur": Condition("motion_blur", (P.Step("robustmad_motion_blur", {"impl": impl}),))}
 
@@ -248,10 +248,10 @@ def run_perturb(input_path: Path, out_dir: Path, *, conditions: Sequence[Conditi
     """Degrade the images of ``input_path`` (a folder of images or an items file) into ``out_dir``.
 
     Give ``conditions`` (every image under every condition) or ``preset="robustmad"`` (one condition per
-    image pair chosen by :func:`judgekit.perturb.robustmad_assignment` with ``seed``, default 42; pairs are
+    image pair chosen by :func:`judgekit.perturbation.ops.robustmad_assignment` with ``seed``, default 42; pairs are
     the distinct (images, reference_images) of the clean items in order of first appearance, or each image
     of a folder in sorted order). ``seed`` (default 0) also seeds the random operations through
-    :func:`judgekit.perturb.image_rng`.
+    :func:`judgekit.perturbation.ops.image_rng`.
     """
     from judgekit import __version__
 
@@ -279,7 +279,7 @@ def run_perturb(input_path: Path, out_dir: Path, *, conditions: Sequence[Conditi
         sources = [s.resolve() for s in sources]
         units: list[tuple[Path, ...]] = [(s,) for s in sources]
     else:
-        from judgekit.dataio import read_items
+        from judgekit.io.dataio import read_items
 
         items = read_items(input_path)
         clean = [it for it in items if (it.condition or CLEAN) == CLEAN]

@@ -6,7 +6,7 @@ Conventions:
 - A multiple-choice item lists its ``options`` in order (option 1 is letter A, option 2 is B, ...) and
   gives the correct letter as ``reference``; ``category`` then names the subtask and ``dataset`` the source
   dataset (MMAD averages over subtasks within a dataset, then over datasets).
-- Image paths are stored as given in the file; :func:`judgekit.dataio.read_responses` resolves them
+- Image paths are stored as given in the file; :func:`judgekit.io.dataio.read_responses` resolves them
   relative to the responses file and checks that they exist.
 """
 
@@ -83,7 +83,7 @@ class Judgment(BaseModel):
 
     Validation (also when a results file is read back): a scored judgment carries a finite number for
     ``overall`` and every score (a results file must also give ``passed``, see
-    :func:`judgekit.dataio.read_judgments`); an unscored one carries no scores, no ``overall``
+    :func:`judgekit.io.dataio.read_judgments`); an unscored one carries no scores, no ``overall``
     and no ``passed``. NaN and infinities are refused everywhere. A missing or non-numeric score is an
     error, never a zero. ``truncated`` is True when a local judge scored a clipped text (the answer or
     reference did not fit its context).
