@@ -145,10 +145,10 @@ def test_backend_error_fails_every_judgment_of_the_batch():
 def test_runner_uses_judge_response_and_stores_each_judgment(tmp_path):
     """The runner calls judge_response (no chat messages), stores every judgment, and a re-run repays none."""
     from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.backends import local as local_backend
     from judgekit.judging.rubric import load_rubric
     from judgekit.judging.runner import Runner, RunOptions
     from judgekit.judging.store import Store
-    from judgekit.judging.backends import local as local_backend
 
     rubric = load_rubric("rubrics/robustmad.yaml")
     stub = _StubJudge()

@@ -13,8 +13,8 @@ Conventions:
   model's settings, the preset, the prompt version and the item's id, question, options, condition and image
   contents (not its reference answer: a corrected ground truth does not need new answers). A re-run reads the
   stored answers and asks only for the missing ones; ``kill -9`` loses at most the calls in flight. Runs that
-  share a store claim each answer's key before asking (see :class:`judgekit.judging.runner.ClaimScheduler`): two runs
-  on one items file divide the answers and never both pay for one.
+  share a store claim each answer's key before asking (see :class:`judgekit.judging.claims.ClaimScheduler`): two
+  runs on one items file divide the answers and never both pay for one.
 - Transport faults are retried with back-off (as for judges); an item that still got no answer is left out of
   the responses file, recorded as a failure in the store, and the run exits incomplete (re-run to retry).
 """
@@ -33,7 +33,9 @@ from typing import Any
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Item, Response
 from judgekit.judging.backends import Backend, ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
-from judgekit.judging.runner import ClaimScheduler, RunAborted, RunControl, RunOptions, _limiter, call_with_retries
+from judgekit.judging.claims import ClaimScheduler
+from judgekit.judging.control import RunAborted, RunControl, _limiter, call_with_retries
+from judgekit.judging.runner import RunOptions
 from judgekit.judging.store import Store, StoredCall, _file_sha256
 
 GEN_PROMPT_VERSION = "gen-1"
@@ -130,7 +132,7 @@ class _Unit:
     max_tokens: int
     reply: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    known: int = 0  # stored attempts of the key seen so far (for the claims, see runner.ClaimScheduler)
+    known: int = 0  # stored attempts of the key seen so far (for the claims, see claims.ClaimScheduler)
 
 
 def make_generation_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
@@ -209,7 +211,7 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
             if progress:
                 progress(finished, total)
 
-        # Claims: each answer's key is claimed (in chunks) before it is asked for; see runner.ClaimScheduler.
+        # Claims: each answer's key is claimed (in chunks) before it is asked for; see claims.ClaimScheduler.
         sched: ClaimScheduler[_Unit] = ClaimScheduler(
             store, chunk=options.concurrency, key=lambda u: u.key, known=lambda u: u.known, absorb=absorb,
             run=ask, settled=settled, notify=notify, what="answer", stopped=lambda: control.stopped)

@@ -7,16 +7,22 @@ Conventions:
 - Parquet: list columns for images; errors name ``row N`` (1-based).
 - Image paths are resolved relative to the responses file; every one must exist.
 - ``(id, model, condition)`` must be unique within a file.
-- JSON text (JSONL lines; CSV ``meta``/list cells) is strict: a key given twice in one object, the tokens
-  ``NaN``/``Infinity``/``-Infinity`` or a number too large to be finite (``1e999``), a lone UTF-16 surrogate
-  escape (``"\\ud800"``) and nesting deeper than :data:`MAX_JSON_DEPTH` are errors naming file, line and field.
+- JSON text (JSONL lines; CSV ``meta``/list cells) is strict (:mod:`judgekit.io.strictjson`): a key given twice
+  in one object, the tokens ``NaN``/``Infinity``/``-Infinity`` or a number too large to be finite (``1e999``), a
+  lone UTF-16 surrogate escape (``"\\ud800"``) and nesting deeper than :data:`MAX_JSON_DEPTH` are errors naming
+  file, line and field.
 - CSV: fields of any length are read (Python's default cap is 131,072 characters); a header naming a column
   twice is an error (as is a Parquet file with a duplicate column).
-- Writing (:func:`write_records`, :func:`atomic_write_text`, :func:`atomic_write_json`): a temp file in the
-  destination's folder, named ``.NAME.pid<PID>.<random>.tmp``, renamed over the destination; the file gets the
-  mode the umask gives (``0666 & ~umask``). Every write first removes the destination's temp files left by dead
-  processes (and any older than :data:`STALE_TEMP_AFTER_S`). No file written contains ``NaN``/``Infinity``:
-  a NaN (a missing value) is written as ``null`` (an empty CSV cell), an infinity raises ``ValueError``.
+- Writing (:func:`write_records`, :func:`atomic_write_text`, :func:`atomic_write_json`), atomic
+  (:mod:`judgekit.io.atomic`): a temp file in the destination's folder, named ``.NAME.pid<PID>.<random>.tmp``,
+  renamed over the destination; the file gets the mode the umask gives (``0666 & ~umask``). Every write first
+  removes the destination's temp files left by dead processes (and any older than :data:`STALE_TEMP_AFTER_S`).
+  No file written contains ``NaN``/``Infinity``: a NaN (a missing value) is written as ``null`` (an empty CSV
+  cell), an infinity raises ``ValueError``.
+
+The strict JSON reader and the atomic writes live in :mod:`judgekit.io.strictjson` and :mod:`judgekit.io.atomic`;
+their public names (``StrictJSON``, ``JSONProblem``, ``MAX_JSON_DEPTH``, ``atomic_write_text``,
+``atomic_write_json``, ``remove_stale_temps``, ``STALE_TEMP_AFTER_S``) stay importable from this module.
 """
 
 from __future__ import annotations
@@ -25,120 +31,25 @@ import csv
 import json
 import math
 import os
-import re
-import secrets
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from judgekit.io.atomic import STALE_TEMP_AFTER_S as STALE_TEMP_AFTER_S
+from judgekit.io.atomic import _json_safe, _open_temp, remove_stale_temps
+from judgekit.io.atomic import atomic_write_json as atomic_write_json
+from judgekit.io.atomic import atomic_write_text as atomic_write_text
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Item, Judgment, Response
+from judgekit.io.strictjson import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+from judgekit.io.strictjson import JSONProblem, StrictJSON
 
 REQUIRED = ("id", "model", "question", "reference", "response")
 ITEM_REQUIRED = ("id", "question", "reference")
 _LIST_FIELDS = ("images", "reference_images")
-MAX_JSON_DEPTH = 100  # nested objects/lists in one JSON value (a record is 1; a response's meta adds its own)
 CSV_FIELD_LIMIT = 2**30  # characters in one CSV field: the file's size bounds it; Python's default is 131,072
-STALE_TEMP_AFTER_S = 3600.0  # a write's temp file older than this is stale even if its process id is alive
-
-# a UTF-16 surrogate escape (a valid pair is decoded into one character; what remains is a lone half)
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class _Refused:
-    """What the strict decoder leaves in place of a refused value; the walk reports it with its field."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-class JSONProblem(ValueError):
-    """Strict JSON text that breaks a rule: ``message`` and the dotted ``field`` (None: the whole value)."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class StrictJSON:
-    """``json.loads`` with judgekit's rules (see the module's conventions); one instance per thread.
-
-    :meth:`loads` raises ``json.JSONDecodeError`` for malformed text and :class:`JSONProblem` for a broken rule.
-    """
-
-    def __init__(self) -> None:
-        self._refused = False
-        self._decoder = json.JSONDecoder(object_pairs_hook=self._object, parse_constant=self._constant,
-                                         parse_float=self._float, parse_int=self._int)
-
-    def _refuse(self, message: str) -> _Refused:
-        self._refused = True
-        return _Refused(message)
-
-    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            out[key] = self._refuse(f"duplicate key {key!r} in one JSON object") if key in out else value
-        return out
-
-    def _constant(self, name: str) -> _Refused:
-        return self._refuse(f"not a finite number: {name} (JSON has no NaN or Infinity; write null)")
-
-    def _float(self, text: str) -> float | _Refused:
-        value = float(text)
-        return value if math.isfinite(value) else self._refuse(f"not a finite number: {text} (too large)")
-
-    def _int(self, text: str) -> int | _Refused:
-        try:
-            return int(text)
-        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-            return self._refuse(f"number with too many digits ({len(text)})")
-
-    def loads(self, text: str) -> Any:
-        """The value of ``text``, checked: see the class docstring."""
-        self._refused = False
-        try:
-            value = self._decoder.decode(text)
-        except RecursionError:
-            raise JSONProblem(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
-        if (self._refused or _SURROGATE_ESCAPE.search(text)
-                or text.count("[") + text.count("{") > MAX_JSON_DEPTH):
-            _check(value)
-        return value
-
-
-def _check(value: Any) -> None:
-    """Raise :class:`JSONProblem` at the first refused value, lone surrogate or too deep nesting."""
-    stack: list[tuple[tuple[str, ...], Any]] = [((), value)]
-    while stack:
-        loc, v = stack.pop()
-        if isinstance(v, _Refused):
-            raise JSONProblem(v.message, ".".join(loc) or None)
-        if isinstance(v, str):
-            m = _SURROGATE.search(v)
-            if m:
-                raise JSONProblem(f"lone surrogate {ascii(m.group())[1:-1]} in text (not valid Unicode: a "
-                                  "\\uD800-\\uDFFF escape must be one half of a pair)", ".".join(loc) or None)
-        elif isinstance(v, dict | list):
-            if len(loc) >= MAX_JSON_DEPTH:
-                raise JSONProblem(f"nested more than {MAX_JSON_DEPTH} levels deep", loc[0] if loc else None)
-            if isinstance(v, dict):
-                for key in v:
-                    m = _SURROGATE.search(key)
-                    if m:
-                        raise JSONProblem(f"lone surrogate {ascii(m.group())[1:-1]} in a key (not valid Unicode)",
-                                          ".".join(loc) or None)
-                items = [((*loc, k), x) for k, x in v.items()]
-            else:
-                items = [((*loc, str(i)), x) for i, x in enumerate(v)]
-            stack.extend(reversed(items))  # first problem in document order
 
 
 def _fmt_validation(exc: ValidationError) -> tuple[str, str]:
@@ -448,85 +359,6 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
     return out
 
 
-def _json_safe(value: Any, field: str = "") -> Any:
-    """``value`` with every float NaN replaced by None (a missing value); an infinity raises ``ValueError``
-    naming its dotted field, since JSON has no token for it and no reader should guess one."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            raise ValueError(f"infinite number in field '{field or '-'}' cannot be written (JSON has no Infinity)")
-        return value
-    if isinstance(value, dict):
-        return {k: _json_safe(v, f"{field}.{k}" if field else str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v, f"{field}.{i}" if field else str(i)) for i, v in enumerate(value)]
-    return value
-
-
-def _temp_name_re(name: str) -> re.Pattern[str]:
-    """Temp files of destination ``name``: ``.NAME.pid<PID>.<8 chars>.tmp`` (ours) or ``.NAME.<8 chars>.tmp``
-    (``tempfile.mkstemp``, earlier versions). Group 1 is the writer's process id, when known."""
-    return re.compile(r"\." + re.escape(name) + r"\.(?:pid(\d+)\.)?[a-z0-9_]{8}\.tmp")
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True  # no cheap check: the age rule applies
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # PermissionError: alive, another user's; OverflowError: not a pid, age decides
-    return True
-
-
-def remove_stale_temps(path: str | Path) -> list[Path]:
-    """Remove the temp files of writes to ``path`` that can no longer finish: their process is dead, or they
-    are older than :data:`STALE_TEMP_AFTER_S`. Returns what was removed. The temp files of live writers
-    (this process included) and of other destinations are left alone; errors are ignored."""
-    path = Path(path)
-    pattern = _temp_name_re(path.name)
-    prefix = f".{path.name}."
-    removed: list[Path] = []
-    now = time.time()
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(prefix):
-            continue
-        m = pattern.fullmatch(entry.name)
-        if m is None:
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AFTER_S
-            pid = int(m.group(1)) if m.group(1) else None
-            dead = pid is not None and pid != os.getpid() and not _pid_alive(pid)
-            if old or dead:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:
-            continue  # removed meanwhile by another writer, or not ours to remove
-    return removed
-
-
-def _open_temp(path: Path) -> tuple[int, str]:
-    """Create the temp file of a write to ``path`` (same folder) with mode ``0666 & ~umask``, as ``open``
-    would (``tempfile.mkstemp`` makes it 0600); return its descriptor and name."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.pid{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), str(tmp)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temp file name for {path}")
-
 
 def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]]) -> None:
     """Write records atomically (temp file + rename) as JSONL, CSV or Parquet, chosen by the extension.
@@ -586,27 +418,3 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder + rename): a reader sees the old
-    file or the new one, never half of one. The file gets the mode the umask gives; stale temp files of
-    earlier, killed writes to ``path`` are removed first."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    fd, tmp = _open_temp(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> None:
-    """Write ``obj`` as JSON (and a final newline) with :func:`atomic_write_text`. Valid JSON only: a float NaN
-    is written as null, an infinity raises ``ValueError`` (``json.dumps`` would write the tokens
-    ``NaN``/``Infinity`` that no JSON reader accepts)."""
-    atomic_write_text(path, json.dumps(_json_safe(obj), indent=indent, allow_nan=False) + "\n")

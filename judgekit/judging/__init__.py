@@ -3,11 +3,14 @@ its reply, the crash-safe concurrent runner and the SQLite store of every call.
 
 - :mod:`~judgekit.judging.rubric` (YAML rubric files), :mod:`~judgekit.judging.prompt` (judge messages),
   :mod:`~judgekit.judging.parse` (reply -> scores; a parse failure is never a score);
-- :mod:`~judgekit.judging.runner` (concurrency, retries, re-asks, budget, resume) and
-  :mod:`~judgekit.judging.store` (one row per call, claims shared between processes);
+- :mod:`~judgekit.judging.runner` (concurrency, re-asks, samples, panels, budget, resume), with
+  :mod:`~judgekit.judging.control` (one call with retries; what a failed call means for the run; Ctrl-C) and
+  :mod:`~judgekit.judging.claims` (runs sharing a store divide its keys), both shared with generation;
+- :mod:`~judgekit.judging.store` (one row per call, claims shared between processes);
 - :mod:`~judgekit.judging.backends`: the backend protocol and the lean (aiohttp), litellm and local backends.
   The local backend adapts :mod:`judgekit.local` (the in-process model code); that package never imports
   back into the backends.
 
-May import :mod:`judgekit.io`; must not import statistics, reports or the CLI.
+May import :mod:`judgekit.io` and :mod:`judgekit.sample_data` (the shipped rubrics, by name); :mod:`judgekit.local`
+only lazily, from the local backend; must not import generation, perturbation, statistics, reports or the CLI.
 """

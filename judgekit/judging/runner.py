@@ -17,6 +17,11 @@ sample that another live run holds is deferred: once this run's other work is do
 store every 0.5 s, and takes the holder's stored attempts as read from the store (not as calls made), or
 claims and judges the sample itself when the holder's claim ends without a settled result. So two runs on
 one file divide the work and never both pay for a key, and two runs on different files never wait.
+
+What a failed call means for the run, Ctrl-C and one call with its retries are in :mod:`judgekit.judging.control`,
+the claims in :mod:`judgekit.judging.claims` (both shared with candidate generation); their names
+(:class:`RunAborted`, :class:`RunControl`, :func:`call_with_retries`, :class:`ClaimScheduler`, ...) stay
+importable from this module.
 """
 
 from __future__ import annotations
@@ -24,27 +29,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
-import random
-import sqlite3
 import statistics
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Judgment, Response, SampleResult
-from judgekit.io.redact import MASK, redact, secret_values
-from judgekit.judging.backends import (
-    Backend,
-    ChatRequest,
-    JudgeSpec,
-    PermanentError,
-    TransientError,
-    make_backend,
-)
+from judgekit.judging.backends import Backend, ChatRequest, JudgeSpec, PermanentError, TransientError, make_backend
+from judgekit.judging.claims import ClaimScheduler
+from judgekit.judging.control import CONNECT_LIMIT as CONNECT_LIMIT
+from judgekit.judging.control import INTERRUPT_GRACE_S as INTERRUPT_GRACE_S
+from judgekit.judging.control import RunAborted, RunControl, _limiter, _reason_kind, call_with_retries
 from judgekit.judging.parse import ReplyError, parse_reply
 from judgekit.judging.prompt import PROMPT_VERSION, build_messages, reask_message
 from judgekit.judging.rubric import Rubric
@@ -53,141 +51,6 @@ from judgekit.judging.store import Store, StoredCall, call_key
 Reduce = Literal["mean", "median", "mode"]
 NOT_RUN_BUDGET = "not judged: the --max-cost budget was reached (re-run to continue)"
 NOT_RUN_STOPPED = "not judged: the run was stopped (re-run to continue)"
-#: A run stops early when its first this-many tries all failed with "nothing answered" (connection refused, no
-#: route, unknown host) and none succeeded: a wrong --api-base or a server that is not up, not a hiccup.
-CONNECT_LIMIT = 8
-#: After Ctrl-C, calls in flight get this long to finish (and be stored) before they are cancelled.
-INTERRUPT_GRACE_S = 1.2
-
-
-class RunAborted(JudgekitError):
-    """A setup mistake made every call fail alike (a refused key, an unknown model, nothing answering): the
-    run stopped at once. The CLI prints the cause (redacted) and exits 2 without writing results."""
-
-
-class _Health:
-    """Watches the tries of one backend: :meth:`failed` returns the abort message once the first
-    :data:`CONNECT_LIMIT` tries all failed with "nothing answered" and none succeeded."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.ok = 0
-        self.connect_failures = 0
-
-    def succeeded(self) -> None:
-        self.ok += 1
-
-    def failed(self, err: TransientError) -> str | None:
-        if self.ok or getattr(err, "kind", "other") != "connect":
-            return None
-        self.connect_failures += 1
-        if self.connect_failures < CONNECT_LIMIT:
-            return None
-        cause = str(err).split(": ", 1)[-1] if str(err).startswith("connection error") else str(err)
-        return (f"nothing answers at {self.where}: {cause} ({self.connect_failures} tries, none answered); "
-                "check --api-base and that the server is up")
-
-
-def _reason_kind(text: str) -> str:
-    """A failure reason without its per-call details (tries count), for counting the most common one."""
-    return text.split(" (gave up after", 1)[0][:200]
-
-
-class RunControl:
-    """How a run of calls (judging or generation) stops: a setup mistake (:meth:`abort`, the first cause is
-    kept in ``fatal``) or Ctrl-C (:meth:`interrupt`). ``stopped`` is True from then on: no new call starts,
-    retries give up. :meth:`run` runs a coroutine in a new event loop with the Ctrl-C handler in place and
-    raises ``fatal`` afterwards."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self.fatal: RunAborted | None = None
-        self.interrupted = False
-        self.interrupts = 0
-        self.backends: list[Any] = []  # their stop() is called on Ctrl-C (local models stop between chunks)
-        self._health: dict[int, _Health] = {}
-
-    def health(self, backend: Any) -> _Health:
-        """The connection watch of ``backend`` (see :class:`_Health`)."""
-        h = self._health.get(id(backend))
-        if h is None:
-            spec = getattr(backend, "spec", None)
-            h = self._health[id(backend)] = _Health(
-                (spec.api_base or spec.model) if spec is not None else str(getattr(backend, "model", "the server")))
-        return h
-
-    def abort(self, err: RunAborted) -> None:
-        if self.fatal is None:
-            self.fatal = err
-        self.stopped = True
-
-    def failure(self, exc: BaseException, spec: JudgeSpec, *, halted: bool | None = None) -> str | None:
-        """What a failed call means for the run, the one rule for judging and generation: a setup mistake or
-        nothing answering aborts the run; Ctrl-C and retries cut short by a stop are no failure; anything else
-        is a failure to record and retry later. Returns its redacted text (None: record nothing). ``halted``:
-        whether the caller stopped starting calls for a reason of its own too (the --max-cost budget)."""
-        if isinstance(exc, RunAborted):  # nothing answers at all
-            self.abort(RunAborted(_redact(exc.message, spec)))
-            return None
-        text = _redact(str(exc), spec)
-        kind = getattr(exc, "kind", "")
-        if isinstance(exc, PermanentError) and kind == "interrupted":
-            return None
-        if isinstance(exc, PermanentError) and kind == "setup":  # every call would fail alike
-            self.abort(RunAborted(f"{spec.model}: {text}; stopped at the first such error, since every call "
-                                  "would fail the same way"))
-            return None
-        if (self.stopped if halted is None else halted) and "(the run was stopped)" in text:
-            return None
-        return text
-
-    def interrupt(self, task: asyncio.Future[Any] | None = None) -> None:
-        """Ctrl-C. The first: no new call starts, local models stop after the chunk in progress, calls in flight
-        get :data:`INTERRUPT_GRACE_S` to finish (and be stored), then ``task`` (the run) is cancelled and
-        ``interrupted`` is set. The second: exit at once (code 130; every stored call is committed)."""
-        import os
-        import sys
-
-        self.interrupts += 1
-        if self.interrupts > 1:
-            sys.stderr.write("\njudgekit: interrupted again: exiting now\n")
-            sys.stderr.flush()
-            os._exit(130)
-        self.interrupted = True
-        self.stopped = True
-        for b in self.backends:
-            stop = getattr(b, "stop", None)
-            if stop is not None:
-                stop()
-        if task is not None:
-            asyncio.get_running_loop().call_later(INTERRUPT_GRACE_S, task.cancel)
-
-    def run(self, coro_factory: Callable[[], Awaitable[None]]) -> None:
-        """Run ``coro_factory()`` in a new event loop (``asyncio.run``) with Ctrl-C handled by :meth:`interrupt`
-        (in the main thread only); a cancellation by Ctrl-C returns normally with ``interrupted`` set. Raises
-        ``fatal`` when the run was aborted."""
-        import signal
-
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            task = asyncio.ensure_future(coro_factory())
-            try:
-                loop.add_signal_handler(signal.SIGINT, self.interrupt, task)
-                installed = True
-            except (ValueError, RuntimeError, NotImplementedError):
-                installed = False
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not self.interrupted:
-                    raise
-            finally:
-                if installed:
-                    loop.remove_signal_handler(signal.SIGINT)
-
-        asyncio.run(main())
-        if self.fatal is not None:
-            raise self.fatal
 
 
 @dataclass
@@ -267,38 +130,6 @@ def _reduce(values: Sequence[float], how: Reduce) -> float:
     return float(statistics.median_low(statistics.multimode(values)))
 
 
-def _limiter(per_minute: float | None):  # type: ignore[no-untyped-def]
-    """A leaky bucket (aiolimiter) for ``per_minute``, refilled over 6 s windows, so at most a tenth of a
-    minute's allowance goes out in one burst (a 60 s bucket would let a whole minute's worth out at once)."""
-    if not per_minute:
-        return None
-    from aiolimiter import AsyncLimiter
-
-    if per_minute >= 10:
-        return AsyncLimiter(per_minute / 10, 6.0)
-    return AsyncLimiter(1, 60.0 / per_minute)
-
-
-def _redact(text: str, spec: JudgeSpec) -> str:
-    """Remove the API key and any other secret (see :mod:`judgekit.io.redact`) from a text before it is stored,
-    written or shown (some providers echo them, in error bodies and in replies)."""
-    key = spec.api_key() if spec.api_key_env else None
-    if key and len(key) >= 4:  # a short key still goes, whatever judgekit.io.redact's minimum length
-        text = text.replace(key, MASK)
-    return redact(text, secret_values([key])) or text
-
-
-def _backend_secrets(backend: Backend) -> tuple[str, ...]:
-    """The secrets to mask in ``backend``'s replies (computed once per backend object)."""
-    secrets = getattr(backend, "_judgekit_secrets", None)
-    if secrets is None:
-        spec = getattr(backend, "spec", None)
-        secrets = secret_values([spec.api_key()] if spec is not None and spec.api_key_env else [])
-        with contextlib.suppress(AttributeError):  # a backend with __slots__: recomputed next time
-            backend._judgekit_secrets = secrets  # type: ignore[attr-defined]
-    return secrets
-
-
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause CPython's cyclic garbage collector while many long-lived objects are built in one go (planning
@@ -340,175 +171,6 @@ def _absorb_stored(unit: _Unit, reasks: int, start: int = 0, *, local: bool = Fa
     elif len(unit.stored) > reasks:
         unit.result = SampleResult(sample=unit.sample, status="unscored", attempts=len(unit.stored),
                                    reason=f"invalid reply after {len(unit.stored)} attempt(s): {last.reason}")
-
-
-U = TypeVar("U")
-
-
-class ClaimScheduler(Generic[U]):
-    """Runs units (one store key each) under claims in ``store``, for the judge runner and ``judgekit generate``.
-
-    ``workers`` coroutines take units from the queue; when the claimed units run out, the next ``chunk``
-    units are claimed in one transaction (:meth:`Store.claim_many`). A unit whose key the store holds more
-    attempts of than ``known(unit)`` gets them through ``absorb(unit, attempts)``, which returns True when
-    they settle it (it is then not run). A unit that another live run holds is deferred; after the queue
-    the deferred units are polled every ``poll_s`` seconds: absorbed when settled, run here when their claim
-    is free again. ``settled(unit)`` is called once per unit settled here (run or absorbed). A heartbeat
-    renews this run's leases every third of the lease; claims of settled units are released in batches and
-    all of them when :meth:`run` ends, however it ends. ``notify`` gets the waiting note, once. Once
-    ``stopped()`` is true (the run was stopped: budget, abort, Ctrl-C), deferred units are no longer waited
-    for: they go to ``run`` unclaimed, which must then settle them without a call.
-    """
-
-    def __init__(self, store: Store, *, chunk: int, key: Callable[[U], str], known: Callable[[U], int],
-                 absorb: Callable[[U, list[StoredCall]], bool], run: Callable[[U], Awaitable[None]],
-                 settled: Callable[[U], None], notify: Callable[[str], None] | None = None,
-                 what: str = "call", poll_s: float = 0.5, stopped: Callable[[], bool] | None = None) -> None:
-        self.store = store
-        self.chunk = max(1, chunk)
-        self._key, self._known, self._absorb, self._run = key, known, absorb, run
-        self._settled, self._notify, self.what, self.poll_s = settled, notify, what, poll_s
-        self._stopped = stopped
-        self._ready: deque[U] = deque()
-        self._deferred: list[tuple[U, tuple[int, str]]] = []
-        self._release: list[str] = []
-        self.note: str | None = None
-
-    def _claim(self, batch: list[U]) -> None:
-        res = self.store.claim_many({self._key(u): self._known(u) for u in batch})
-        for u in batch:
-            k = self._key(u)
-            holder = res.held.get(k)
-            if holder is not None:
-                self._deferred.append((u, holder))
-            elif k in res.stored and self._absorb(u, res.stored[k]):
-                self._done(u)
-            else:
-                self._ready.append(u)
-
-    def _next(self, source: Iterator[U]) -> U | None:
-        while not self._ready:
-            batch = list(itertools.islice(source, self.chunk))
-            if not batch:
-                return None
-            self._claim(batch)
-        return self._ready.popleft()
-
-    def _done(self, u: U) -> None:
-        self._release.append(self._key(u))
-        if len(self._release) >= self.chunk:
-            self._flush()
-        self._settled(u)
-
-    def _flush(self) -> None:
-        keys, self._release = self._release, []
-        self.store.release(keys)
-
-    async def _drain(self, units: Iterable[U], workers: int) -> int:
-        """Run every unit of ``units`` this run can claim (the others are deferred); returns how many ran."""
-        source = iter(units)
-        ran = 0
-
-        async def worker() -> None:
-            nonlocal ran
-            while (u := self._next(source)) is not None:  # one shared iterator: asyncio runs one worker at a time
-                await self._run(u)
-                ran += 1
-                self._done(u)
-
-        await asyncio.gather(*(worker() for _ in range(max(1, workers))))
-        return ran
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.store.lease_s / 3)
-            with contextlib.suppress(sqlite3.OperationalError):  # busy this time: the next beat renews
-                self.store.renew()
-                self._flush()
-
-    def _wait_note(self) -> str:
-        holders = Counter(h for _, h in self._deferred)
-        (pid, host), _ = holders.most_common(1)[0]
-        others = f" and {len(holders) - 1} other run(s)" if len(holders) > 1 else ""
-        n = len(self._deferred)
-        return (f"waiting for {n} {self.what}{'s' if n != 1 else ''} claimed by another judgekit run "
-                f"(pid {pid} on {host}{others}); their results are read from the store as they arrive")
-
-    async def run(self, units: Sequence[U], workers: int) -> None:
-        """Run or absorb every unit of ``units`` (see the class docstring)."""
-        if not units:
-            return
-        beat = asyncio.create_task(self._heartbeat())
-        try:
-            await self._drain(units, min(workers, len(units)))
-            while self._deferred:
-                waiting, self._deferred = [u for u, _ in self._deferred], []
-                stored = self.store.attempts({self._key(u) for u in waiting})
-                rest = []
-                for u in waiting:
-                    calls = stored.get(self._key(u))
-                    if calls and len(calls) > self._known(u) and self._absorb(u, calls):
-                        self._done(u)
-                    else:
-                        rest.append(u)
-                if rest and self._stopped is not None and self._stopped():
-                    for u in rest:  # stopped: no call is made, the unit is settled as not run
-                        await self._run(u)
-                        self._settled(u)
-                    break
-                ran = await self._drain(rest, min(workers, len(rest))) if rest else 0
-                if self._deferred and not ran:
-                    if self.note is None:
-                        self.note = self._wait_note()
-                        if self._notify is not None:
-                            self._notify(self.note)
-                    self._flush()
-                    await asyncio.sleep(self.poll_s)
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            self._release.clear()
-            with contextlib.suppress(sqlite3.Error):  # never mask the run's own error; Store.close() retries
-                self.store.release_all()
-
-
-async def call_with_retries(backend: Backend, req: ChatRequest, opt: RunOptions, *, rpm=None, tpm=None,  # type: ignore[no-untyped-def]
-                            health: _Health | None = None, stopped: Callable[[], bool] | None = None):
-    """One request with up to ``opt.retries`` retries of transient faults: exponential back-off with full jitter
-    (or the server's Retry-After, capped at ``opt.backoff_max``), behind the optional ``rpm``/``tpm`` limiters
-    (see :func:`_limiter`). Raises :class:`TransientError` when every try failed, :class:`RunAborted` when
-    ``health`` says nothing answers at all, and gives up early (TransientError) once ``stopped()``."""
-    est_tokens = sum(len(m["content"]) if isinstance(m["content"], str) else 1000
-                     for m in req.messages) // 4 + req.max_tokens
-    for attempt in range(opt.retries + 1):
-        if rpm is not None:
-            await rpm.acquire()
-        if tpm is not None:
-            await tpm.acquire(min(est_tokens, tpm.max_rate))
-        try:
-            async with asyncio.timeout(req.timeout + 5):
-                res = await backend.complete(req)
-            res.text = redact(res.text, _backend_secrets(backend))  # no secret echoed in a reply is ever stored
-            if health is not None:
-                health.succeeded()
-            return res
-        except TimeoutError:
-            err: TransientError = TransientError(f"timed out after {req.timeout:g} s")
-        except TransientError as exc:
-            err = exc
-        if health is not None and (abort := health.failed(err)) is not None:
-            raise RunAborted(abort)
-        if stopped is not None and stopped():
-            raise TransientError(f"{err} (the run was stopped)")
-        if attempt == opt.retries:
-            raise TransientError(f"{err} (gave up after {attempt + 1} tries)")
-        if err.retry_after is not None:
-            delay = min(err.retry_after, opt.backoff_max)
-        else:  # exponential back-off with full jitter
-            delay = random.uniform(0, min(opt.backoff_max, opt.backoff_base * 2 ** attempt))
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 class Runner:

@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import kendalltau, rankdata, spearmanr
+from scipy.stats import mannwhitneyu
 
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Response
+from judgekit.stats.agreement import cohen_kappa, correlation
 
 DEVSETS = Path(__file__).with_name("devsets")
 VALIDATION_PATH = Path(__file__).with_name("validation_default.json")
@@ -150,36 +151,28 @@ def nq_responses(rows: Sequence[dict[str, str]]) -> list[Response]:
 def summary_level(groups: Sequence[Any], pred: Sequence[float], human: Sequence[float],
                   method: str = "spearman") -> float:
     """Summary-level correlation: ``method`` (spearman or kendall tau-b) within each group, averaged over
-    the groups; groups where either side is constant are skipped. NaN when no group is left."""
-    pred_a, human_a, groups_a = np.asarray(pred, float), np.asarray(human, float), np.asarray(groups)
-    vals = []
-    for g in dict.fromkeys(groups_a.tolist()):
-        m = groups_a == g
-        p, h = pred_a[m], human_a[m]
-        if len(p) < 2 or np.ptp(p) == 0 or np.ptp(h) == 0:
-            continue
-        rho = spearmanr(p, h).statistic if method == "spearman" else kendalltau(p, h).statistic
-        if np.isfinite(rho):
-            vals.append(float(rho))
-    return float(np.mean(vals)) if vals else float("nan")
+    the groups; groups where either side is constant are skipped. NaN when no group is left.
+
+    :func:`judgekit.stats.agreement.correlation` at ``level="summary"`` (pairs with a NaN side dropped first)."""
+    return correlation(np.asarray(pred, float), np.asarray(human, float), method=method,  # type: ignore[arg-type]
+                       level="summary", groups=np.asarray(groups)).value
 
 
 def roc_auc(score: Sequence[float], label: Sequence[bool]) -> float:
-    """ROC AUC of ``score`` for the positive ``label`` (Mann-Whitney form; ties count one half)."""
-    r = rankdata(np.asarray(score, float))
-    pos = np.asarray(label, bool)
+    """ROC AUC of ``score`` for the positive ``label`` (Mann-Whitney form; ties count one half): the
+    Mann-Whitney U of the positives' scores against the negatives' (``scipy.stats.mannwhitneyu``) over
+    ``n1 * n0``."""
+    s, pos = np.asarray(score, float), np.asarray(label, bool)
     n1, n0 = int(pos.sum()), int((~pos).sum())
     if n1 == 0 or n0 == 0:
         return float("nan")
-    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return float(mannwhitneyu(s[pos], s[~pos]).statistic / (n1 * n0))
 
 
 def kappa_binary(a: Sequence[bool], b: Sequence[bool]) -> float:
-    """Cohen's kappa of two binary labelings (chance agreement from each side's own marginals)."""
-    a_, b_ = np.asarray(a, bool), np.asarray(b, bool)
-    po = float((a_ == b_).mean())
-    pe = float(a_.mean() * b_.mean() + (1 - a_.mean()) * (1 - b_.mean()))
-    return (po - pe) / (1 - pe) if pe < 1 else float("nan")
+    """Cohen's kappa of two binary labelings (chance agreement from each side's own marginals):
+    :func:`judgekit.stats.agreement.cohen_kappa`."""
+    return cohen_kappa(np.asarray(a, bool), np.asarray(b, bool))
 
 
 # ---- the run ------------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ The output is deterministic: no random number generator is used (noise comes fro
 pixel coordinates), and a re-run writes byte-identical files, provided the zlib library is the same
 (:data:`ZLIB_REFERENCE_VERSION` is the one the shipped files were made with; another zlib build may
 compress the same pixels into different bytes).
+
+The module is kept as one piece: it is the self-contained recipe of the shipped files, its drawings, the defect
+cells of :data:`IMAGES` and the hand-written items and answers of :data:`ITEMS` (about a quarter of its lines, data
+rather than logic) describe the same pictures and change together, and nothing else in judgekit imports it.
 """
 
 from __future__ import annotations

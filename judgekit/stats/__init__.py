@@ -7,4 +7,111 @@
   bootstrap, the inter-human ceiling, the report that picks statistics).
 
 May import :mod:`judgekit.io.records` and :mod:`judgekit.io.errors` only.
+
+Besides those modules (and :mod:`~judgekit.stats.ppi`, :mod:`~judgekit.stats.paired_tests`, which
+:mod:`~judgekit.stats.passrate` and :mod:`~judgekit.stats.robustness` re-export), the main statistics are
+importable from here, arrays in and numbers out, in the style of ``sklearn.metrics``::
+
+    from judgekit.stats import cohen_kappa, krippendorff_alpha, spearman, ppi_pass_rate
+
+    cohen_kappa(judge, human, weights="quadratic", labels=range(1, 6))
+    krippendorff_alpha(ratings, level="ordinal")          # ratings: items x raters, NaN = missing
+    spearman(judge, human, level="summary", groups=doc)   # or level="sample" / "system" (systems=...)
+
+Each name is the function of its module (not a copy), loaded on first use, so ``import judgekit.stats``
+itself imports neither numpy nor scipy:
+
+- agreement: :func:`percent_agreement`, :func:`pass_agreement`, :func:`cohen_kappa`, :func:`fleiss_kappa`,
+  :func:`krippendorff_alpha`, :func:`icc`, :func:`correlation`, :func:`pearson`, :func:`spearman`,
+  :func:`kendall`, :func:`bootstrap_ci`, :func:`inter_human_ceiling`, :func:`agreement_report`;
+- pass rates: :func:`wilson_interval`, :func:`pass_rate`, :func:`ppi_pass_rate`;
+- paired differences: :func:`paired_difference`, :func:`bootstrap_mean_ci`, :func:`wilcoxon_pratt`,
+  :func:`mcnemar_exact`.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from judgekit.stats.aggregate import wilson_interval
+    from judgekit.stats.agreement import (
+        agreement_report,
+        bootstrap_ci,
+        cohen_kappa,
+        correlation,
+        fleiss_kappa,
+        icc,
+        inter_human_ceiling,
+        kendall,
+        krippendorff_alpha,
+        pass_agreement,
+        pearson,
+        percent_agreement,
+        spearman,
+    )
+    from judgekit.stats.paired_tests import bootstrap_mean_ci, mcnemar_exact, paired_difference, wilcoxon_pratt
+    from judgekit.stats.passrate import pass_rate
+    from judgekit.stats.ppi import ppi_pass_rate
+
+#: The module each public name is loaded from.
+_SOURCES = {
+    "agreement_report": "judgekit.stats.agreement",
+    "bootstrap_ci": "judgekit.stats.agreement",
+    "bootstrap_mean_ci": "judgekit.stats.paired_tests",
+    "cohen_kappa": "judgekit.stats.agreement",
+    "correlation": "judgekit.stats.agreement",
+    "fleiss_kappa": "judgekit.stats.agreement",
+    "icc": "judgekit.stats.agreement",
+    "inter_human_ceiling": "judgekit.stats.agreement",
+    "kendall": "judgekit.stats.agreement",
+    "krippendorff_alpha": "judgekit.stats.agreement",
+    "mcnemar_exact": "judgekit.stats.paired_tests",
+    "paired_difference": "judgekit.stats.paired_tests",
+    "pass_agreement": "judgekit.stats.agreement",
+    "pass_rate": "judgekit.stats.passrate",
+    "pearson": "judgekit.stats.agreement",
+    "percent_agreement": "judgekit.stats.agreement",
+    "ppi_pass_rate": "judgekit.stats.ppi",
+    "spearman": "judgekit.stats.agreement",
+    "wilcoxon_pratt": "judgekit.stats.paired_tests",
+    "wilson_interval": "judgekit.stats.aggregate",
+}
+
+__all__ = [
+    "agreement_report",
+    "bootstrap_ci",
+    "bootstrap_mean_ci",
+    "cohen_kappa",
+    "correlation",
+    "fleiss_kappa",
+    "icc",
+    "inter_human_ceiling",
+    "kendall",
+    "krippendorff_alpha",
+    "mcnemar_exact",
+    "paired_difference",
+    "pass_agreement",
+    "pass_rate",
+    "pearson",
+    "percent_agreement",
+    "ppi_pass_rate",
+    "spearman",
+    "wilcoxon_pratt",
+    "wilson_interval",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public statistic from its module on first use (PEP 562), so that importing the package is cheap."""
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(source), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

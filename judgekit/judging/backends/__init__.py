@@ -97,7 +97,7 @@ class TransientError(Exception):
     """Worth retrying (with back-off): rate limits, 5xx, timeouts, dropped connections.
 
     ``kind`` is ``"connect"`` when nothing answered at all (connection refused, no route, unknown host): the
-    runner stops early when the first tries of a run all fail that way (see ``judgekit.judging.runner``); else
+    runner stops early when the first tries of a run all fail that way (see ``judgekit.judging.control``); else
     ``"other"``.
     """
 

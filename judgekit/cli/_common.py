@@ -1,0 +1,228 @@
+"""What the commands share: exit codes, argparse types, consoles, the progress bar, and the printing of a
+judging run (``judgekit judge`` and ``judgekit demo``). Nothing here imports a heavy package at import time."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3
+EXIT_SYSTEM = 4
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+def _int_at_least(lo: int):  # type: ignore[no-untyped-def]
+    """An argparse type: an integer >= ``lo`` (argparse names the flag as typed in its error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"expected {'0 or more' if lo == 0 else f'at least {lo}'}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(lo: float | None = None, *, above: bool = False):  # type: ignore[no-untyped-def]
+    """An argparse type: a finite number, >= ``lo`` (or > ``lo`` when ``above``); nan and inf are refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if lo is not None and (value <= lo if above else value < lo):
+            raise argparse.ArgumentTypeError(f"expected a number {'above' if above else 'of at least'} {lo:g}, "
+                                             f"got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_count = _int_at_least(0)
+_positive = _number(0, above=True)
+_non_negative = _number(0)
+
+
+def stdout_console():  # type: ignore[no-untyped-def]
+    """The console for results: the terminal's width, or 200 columns when the output is piped."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def stderr_console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def notifier(console):  # type: ignore[no-untyped-def]
+    """``notify(text)`` for the API: a note printed as it is (no markup)."""
+    return lambda note: console.print(note, markup=False, highlight=False)
+
+
+@contextlib.contextmanager
+def warnings_printed(console) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Print the API's :class:`~judgekit.api.JudgekitWarning` as ``warning: ...`` the moment it is raised."""
+    import warnings
+
+    from judgekit.api import JudgekitWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", JudgekitWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            if issubclass(category, JudgekitWarning):
+                console.print(f"[yellow]warning:[/yellow] {message}")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _progress_callback(progress, task):  # type: ignore[no-untyped-def]
+    """``on_progress(done, total, cost)`` for a rich progress bar: the rate and the time left are this run's own
+    (answers read from the store at the start count for neither), so a local judge that finishes a batch of
+    16 at once after a slow model load shows 0.2/s and some minutes left, not rich's 0:00:01 guess."""
+    import time
+
+    started: dict[str, tuple[float, int] | None] = {"t": None}
+
+    def on_progress(done: int, total: int, cost: float = 0.0) -> None:
+        now = time.perf_counter()
+        if started["t"] is None:
+            started["t"] = (now, done)
+        t0, d0 = started["t"]
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
+        if rate > 0 and total:
+            left = round((total - done) / rate)
+            eta = f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} left"
+        else:
+            eta = "-:--:-- left"
+        progress.update(task, completed=done, total=total, rate=f"{rate:.1f}/s", eta=eta, cost=f"{cost:.4f}")
+
+    return on_progress
+
+
+class ProgressBar:
+    """A rich progress bar as the API's ``progress``: called with (done, total[, cost]); entered (shown) while
+    the calls run."""
+
+    def __init__(self, label: str, console, *, disabled: bool, cost: bool = True) -> None:  # type: ignore[no-untyped-def]
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TextColumn("{task.fields[eta]}")]
+        if cost:
+            self.progress = Progress(*columns, TextColumn("cost ${task.fields[cost]}"), console=console,
+                                     disable=disabled, transient=False)
+            task = self.progress.add_task("judge", total=None, rate="", eta="", cost="0.0000")
+        else:
+            self.progress = Progress(*columns, console=console, disable=disabled)
+            task = self.progress.add_task("generate", total=None, rate="", eta="")
+        self._update = _progress_callback(self.progress, task)
+
+    def __call__(self, done: int, total: int, cost: float = 0.0) -> None:
+        self._update(done, total, cost)
+
+    def __enter__(self) -> ProgressBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    from judgekit.reporting.tables import fmt
+
+    return fmt(x, digits)
+
+
+def print_summary(judgments: Sequence, criteria: Sequence[str], console) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """Tables per model, per model x category and per model x condition (the latter two when present)."""
+    from judgekit.reporting.tables import summary_tables
+
+    for table in summary_tables(judgments, criteria):
+        console.print(table)
+
+
+def print_local_figures(specs, console) -> None:  # type: ignore[no-untyped-def]
+    """Every report of the default local judge states how far it agrees with people."""
+    from judgekit.judging.backends.local import local_name
+    from judgekit.local.models import DEFAULT_NAMES
+
+    for spec in specs:
+        if spec.model.startswith("local/") and local_name(spec.model) in DEFAULT_NAMES \
+                and spec.extra.get("local_mode") == "likelihood" and not spec.extra.get("calibration"):
+            from judgekit.local.validate import figures_line, shipped_figures
+
+            fig = shipped_figures()
+            if fig:
+                console.print(f"{spec.model} measured agreement with people (judgekit validate, cross-validated): "
+                              + figures_line(fig["cross_validated"]))
+
+
+def print_interrupted(results, console) -> int:  # type: ignore[no-untyped-def]
+    console.print(f"[yellow]interrupted[/yellow]: {results.calls_made} calls finished in this run and are "
+                  f"stored ({results.calls_made + results.calls_cached} in all for these responses); "
+                  "re-run the same command to resume")
+    return EXIT_INTERRUPTED
+
+
+def print_run(results, console, *, max_cost: float | None = None, robustness_out: Path | None = None) -> int:  # type: ignore[no-untyped-def]
+    """Print a finished judging run (the tables, the robustness comparison, the accounting); its exit code."""
+    from judgekit.api.reports import no_robustness_note
+
+    out = stdout_console()
+    print_summary(results.judgments, results.criteria, out)
+    rows = results.robustness()
+    if rows is None:
+        if robustness_out is not None:
+            out.print(no_robustness_note(results.judgments, "clean"))
+    else:
+        from judgekit.stats.robustness import robustness_table
+
+        out.print(robustness_table(rows, metrics=("overall", "pass")))
+        if robustness_out is not None:
+            out.print(f"robustness -> {robustness_out}")
+    if results.unpriced_calls and not results.cost:
+        cost = "unknown (no prices for these judges; see --price-in/--price-out)"
+    else:
+        cost = f"${results.cost:.4f}" + (f" (+{results.unpriced_calls} unpriced calls)"
+                                         if results.unpriced_calls else "")
+    out.print(f"{len(results.judgments)} judgments -> {results.out}; store {results.store}; "
+              f"{results.calls_made} calls made, {results.calls_cached} read from the store; "
+              f"tokens {results.tokens_in} in / {results.tokens_out} out; cost {cost}; {results.wall_s:.1f} s")
+    print_local_figures(results.judges, out)
+    if results.truncated:
+        out.print(f"{results.truncated} judgment(s) read only the head of a long answer (truncated: true in the "
+                  "results; a local judge reads the first tokens of an answer, see README 'Local judges')")
+    if results.budget_reached:
+        console.print(f"[yellow]incomplete[/yellow]: the --max-cost budget (${max_cost}) was reached; "
+                      "re-run to continue")
+        return EXIT_INCOMPLETE
+    if results.transport_failures:
+        reasons = results.failure_reasons
+        reason, count = reasons.most_common(1)[0] if reasons else ("?", 0)
+        console.print(f"[yellow]incomplete[/yellow]: {results.transport_failures} sample(s) got no reply after "
+                      f"all retries; most common: {reason!r} ({count}); see 'reason' in the results; re-run the "
+                      "same command to retry them", markup=True, highlight=False)
+        return EXIT_INCOMPLETE
+    return 0

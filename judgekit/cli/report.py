@@ -1,0 +1,42 @@
+"""``judgekit report``: the tables and the clean-vs-degraded comparison of a results file
+(:func:`judgekit.api.report`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from judgekit.cli._common import _positive_int, stdout_console
+
+
+def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
+    rp = sub.add_parser("report", help="tables and the clean-vs-degraded comparison of a results file",
+                        description="Read a results file of 'judgekit judge' (.jsonl) and print the per-model, "
+                                    "per-category and per-condition tables and, when it holds a clean and "
+                                    "degraded conditions, the robustness comparison: for each model, criterion and "
+                                    "category, the paired mean difference and pass-rate difference with bootstrap "
+                                    "95% CIs and a paired test.")
+    rp.add_argument("results", type=Path, help="results .jsonl written by 'judgekit judge'")
+    rp.add_argument("--baseline", default="clean", help="the reference condition (default clean; empty counts "
+                                                        "as clean)")
+    rp.add_argument("--all-criteria", action="store_true", help="robustness rows for every criterion (default: "
+                                                                "overall and pass)")
+    rp.add_argument("--boot", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    rp.add_argument("--json", type=Path, metavar="OUT", help="also write the robustness rows as JSON")
+    rp.add_argument("--markdown", type=Path, metavar="OUT", help="also write the tables as Markdown")
+
+
+def run(args: argparse.Namespace) -> int:
+    from judgekit.api import report
+
+    rep = report(args.results, baseline=args.baseline, all_criteria=args.all_criteria, boot=args.boot,
+                 seed=args.seed, json=args.json, markdown=args.markdown)
+    out = stdout_console()
+    for table in rep.tables():
+        out.print(table)
+    if args.json is not None:
+        out.print(f"report -> {args.json}")
+    if args.markdown is not None:
+        out.print(f"tables -> {args.markdown}")
+    return 0

@@ -1,0 +1,27 @@
+"""``judgekit rubric check``: validate a rubric file (:func:`judgekit.load_rubric`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
+    r = sub.add_parser("rubric", help="rubric tools")
+    rsub = r.add_subparsers(dest="rubric_command", required=True, metavar="SUBCOMMAND")
+    rc = rsub.add_parser("check", help="validate a rubric file")
+    rc.add_argument("file", type=Path, help="rubric YAML file, or the name of a shipped rubric (robustmad, general)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from judgekit.judging.rubric import load_rubric
+
+    rubric = load_rubric(args.file)
+    keys = ", ".join(rubric.reply_keys)
+    Console().print(f"[green]ok[/green] {args.file}: rubric '{rubric.name}' version {rubric.version}; "
+                    f"reply keys: {keys}; overall: {rubric.overall.method}; pass: {rubric.pass_rule}; "
+                    f"flags: {', '.join(f'{k} = {v}' for k, v in rubric.flags.items()) or 'none'}; "
+                    f"{len(rubric.examples)} example(s)")
+    return 0
