@@ -11,6 +11,9 @@ import math
 import re
 from typing import Any
 
+# Written here, on top of the standard library's json (object_pairs_hook, parse_constant): no well-kept JSON
+# library refuses duplicate keys and lone surrogates with the path of the value (orjson refuses NaN but accepts
+# duplicates silently).
 MAX_JSON_DEPTH = 100  # nested objects/lists in one JSON value (a record is 1; a response's meta adds its own)
 
 # a UTF-16 surrogate escape (a valid pair is decoded into one character; what remains is a lone half)

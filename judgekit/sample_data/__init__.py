@@ -1,5 +1,8 @@
 """Small synthetic datasets shipped with judgekit (see ``judgekit.sample_data.generate``), and where the
-shipped rubrics are."""
+shipped rubrics are.
+
+Data and paths only: may import :mod:`judgekit.io`; must not import any pipeline stage (judging, stats, ...).
+"""
 
 from __future__ import annotations
 
