@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -68,6 +69,12 @@ def test_demo_scores_the_sample_and_ranks_the_models_in_their_true_order(demo):
     assert "SummEval mean" in summary and "NQ AUC" in summary
     assert str(Path("reports/demo/summary.md")) in proc.stdout
     assert "measured agreement with people" in proc.stdout
+    # the README's first command ends with a page to open: self-contained, the three models ranked, with images
+    page = (out / "report.html").read_text()
+    assert str(Path("reports/demo/report.html")) in proc.stdout
+    assert "<script" not in page and not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert page.index(">strong-vlm<") < page.index(">medium-vlm<") < page.index(">weak-vlm<")
+    assert "<svg" in page and "data:image/jpeg;base64," in page
 
 
 def test_demo_rerun_reads_everything_from_the_store(demo):

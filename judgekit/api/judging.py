@@ -440,7 +440,8 @@ def demo(out: str | Path = "reports/demo", *, judge: str = "local/default", loca
          notify: Callable[[str], None] | None = None) -> tuple[Results, DemoSummary]:
     """What ``judgekit demo`` does: judge the shipped RobustMAD-style sample (24 items x 3 pretend models) with
     a local judge on the shipped ``robustmad`` rubric (concurrency 32), writing ``OUT/results.jsonl``,
-    ``OUT/summary.md`` and the store ``OUT/store.sqlite`` (the same call again reads every judgment from it).
+    ``OUT/summary.md``, the HTML report ``OUT/report.html`` and the store ``OUT/store.sqlite`` (the same call
+    again reads every judgment from it).
     Returns the :class:`Results` and the summary (its text and the models ranked by mean overall score).
     Ctrl-C raises :class:`JudgingInterrupted`."""
     from judgekit.io.dataio import read_responses
@@ -459,4 +460,7 @@ def demo(out: str | Path = "reports/demo", *, judge: str = "local/default", loca
     results = run_judges(responses, rubric, [spec], RunOptions(concurrency=32), store=folder / "store.sqlite",
                          out=folder / "results.jsonl", progress=progress, notify=notify)
     summary = write_demo_summary(folder / "summary.md", results.run, rubric, spec)
+    from judgekit.api.reports import report
+
+    report(results, html=folder / "report.html", responses=responses, rubric=rubric)
     return results, summary

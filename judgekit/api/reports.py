@@ -32,6 +32,20 @@ class Report:
     pass_rate_by: list[str]
     pass_rates: list[Any]  # judgekit.stats.passrate.PassRate, one per group of pass_rate_by
     robustness: list[Any] | None  # judgekit.stats.robustness.RobustnessRow; None: no baseline + other condition
+    boot: int = 2000  # bootstrap resamples of the leaderboard's intervals and rank ranges
+    seed: int = 0
+    label: str | None = None  # what the HTML page calls the judgments: the results file, or the Results' own file
+    _leaderboard: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def leaderboard(self) -> list[dict[str, Any]]:
+        """The leaderboard rows (:func:`judgekit.reporting.leaderboard.leaderboard`): per judge, models ranked by
+        pass rate with Wilson and bootstrap intervals, the bootstrap range of each rank, means and counts."""
+        if self._leaderboard is None:
+            from judgekit.reporting.leaderboard import leaderboard
+
+            self._leaderboard = leaderboard(self.judgments, self.criteria, n_resamples=self.boot, seed=self.seed)
+        return self._leaderboard
 
     @property
     def robustness_note(self) -> str:
@@ -59,7 +73,7 @@ class Report:
         return {"results_file": self.source, "judgments": len(self.judgments), "criteria": self.criteria,
                 "summary": self.summary(), "pass_rates": [r.to_dict() for r in self.pass_rates],
                 "robustness": rows_to_dicts(self.robustness) if self.robustness else [],
-                "robustness_note": self.robustness_note}
+                "robustness_note": self.robustness_note, "leaderboard": self.leaderboard}
 
     def pass_rate_table(self) -> Any:
         """The pass rates as the rich table ``judgekit report`` prints (Wilson and bootstrap 95% intervals)."""
@@ -92,9 +106,48 @@ class Report:
             text += "\n## Robustness: degraded vs clean\n\n" + robustness_markdown(self.robustness)
         return text
 
+    def html(self, responses: Any = None, rubric: Any = None) -> str:
+        """What ``judgekit report --html`` writes: one self-contained page (leaderboard, plots, breakdowns, judge
+        card, examples; see :mod:`judgekit.reporting.html`). ``responses`` (a responses file or a list of
+        :class:`~judgekit.io.records.Response`) adds the question, reference, answer and images to the examples;
+        ``rubric`` (a file, a shipped name or a :class:`~judgekit.judging.rubric.Rubric`; default the run's, or
+        the shipped rubric of the recorded name and version) gives the samples' pass verdicts."""
+        from judgekit.reporting.html import render
+
+        return render(self, self.leaderboard, responses=_responses_arg(responses),
+                      rubric=_rubric_arg(rubric, self.judgments), seed=self.seed)
+
+
+def _responses_arg(responses: Any) -> Any:
+    """Responses from a file (images not required to exist: missing ones are left out of the page) or a list."""
+    if responses is None or isinstance(responses, list | tuple):
+        return responses
+    from judgekit.io.dataio import read_responses
+
+    return read_responses(responses, check_images=False)
+
+
+def _rubric_arg(rubric: Any, judgments: Sequence[Judgment]) -> Any:
+    """The rubric given, else the shipped rubric whose name and version every judgment records, else None."""
+    from judgekit.judging.rubric import Rubric, load_rubric
+
+    if rubric is not None:
+        return rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    recorded = {(j.rubric, j.rubric_version) for j in judgments}
+    if len(recorded) != 1:
+        return None
+    name, version = recorded.pop()
+    from judgekit.sample_data import rubric_path, shipped_rubrics
+
+    if name not in shipped_rubrics():
+        return None
+    shipped = load_rubric(rubric_path(name))
+    return shipped if shipped.version == version else None
+
 
 def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False, boot: int = 2000, seed: int = 0,
-           json: str | Path | None = None, markdown: str | Path | None = None) -> Report:
+           json: str | Path | None = None, markdown: str | Path | None = None, html: str | Path | None = None,
+           responses: Any = None, rubric: Any = None) -> Report:
     """The figures ``judgekit report`` prints for ``results`` (a results file, a :class:`~judgekit.api.Results`
     or a list of judgments).
 
@@ -103,7 +156,8 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     ``seed``), by model, and by judge and condition when they vary. When the judgments hold the ``baseline``
     condition (empty counts as clean) and another, the robustness comparison gives paired differences per
     model, criterion and category with bootstrap CIs and Wilcoxon/McNemar tests. ``json`` / ``markdown`` also
-    write :meth:`Report.to_dict` / :meth:`Report.markdown` (both paths are checked before anything is read).
+    write :meth:`Report.to_dict` / :meth:`Report.markdown`, ``html`` the page of :meth:`Report.html` (with the
+    ``responses`` and ``rubric`` given); every output path is checked before anything is read.
     """
     from judgekit.api.judging import Results
     from judgekit.io.dataio import atomic_write_json, atomic_write_text
@@ -114,6 +168,9 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     check_suffix(md_path, "--markdown", (".md",))
     check_writable(json_path, "--json")
     check_writable(md_path, "--markdown")
+    html_path = as_path(html)
+    check_suffix(html_path, "--html", (".html", ".htm"))
+    check_writable(html_path, "--html")
     judgments, source = judgments_of(results)
     criteria = (list(results.criteria) if isinstance(results, Results)
                 else list(dict.fromkeys(c for j in judgments for c in j.scores)))
@@ -125,11 +182,20 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     rates = pass_rates(judgments, by=by, n_resamples=boot, seed=seed)
     holder = results if isinstance(results, Results) else Results(judgments=judgments, criteria=criteria)
     rep = Report(judgments=judgments, criteria=criteria, source=source, baseline=baseline, all_criteria=all_criteria,
-                 pass_rate_by=by, pass_rates=rates, robustness=holder.robustness(baseline, n_boot=boot, seed=seed))
+                 pass_rate_by=by, pass_rates=rates, robustness=holder.robustness(baseline, n_boot=boot, seed=seed),
+                 boot=boot, seed=seed,
+                 label=source or (str(results.out) if isinstance(results, Results) and results.out else None))
+    page = None
+    if html_path is not None:  # built before anything is written: a bad responses file writes nothing
+        if rubric is None and isinstance(results, Results) and results.rubric is not None:
+            rubric = results.rubric
+        page = rep.html(responses, rubric)
     if json_path is not None:
         atomic_write_json(json_path, rep.to_dict())
     if md_path is not None:
         atomic_write_text(md_path, rep.markdown())
+    if html_path is not None and page is not None:
+        atomic_write_text(html_path, page)
     return rep
 
 

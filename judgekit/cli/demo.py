@@ -12,7 +12,8 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     d = sub.add_parser("demo", help="judge the shipped sample dataset offline with the embedded judge",
                        description="Score the shipped RobustMAD-style sample (24 items x 3 pretend models) with the "
                                    "embedded offline judge (local/default) on rubrics/robustmad.yaml; write the "
-                                   "results and a Markdown summary to --out. Re-running reuses the store.")
+                                   "results, a Markdown summary and an HTML report to --out. Re-running reuses the "
+                                   "store.")
     d.add_argument("--out", type=Path, default=Path("reports/demo"), help="output folder (default reports/demo)")
     d.add_argument("--judge", default="local/default", metavar="MODEL",
                    help="a local judge (default local/default)")
@@ -39,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
     out = Console()
     out.print(f"ranking by mean overall score: {' > '.join(summary.ranking)}")
     out.print(f"results: {args.out / 'results.jsonl'}\nsummary: {args.out / 'summary.md'}\n"
+              f"report:  {args.out / 'report.html'}\n"
               f"store:   {args.out / 'store.sqlite'} (a re-run reads every judgment from it)")
     return code

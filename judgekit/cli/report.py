@@ -25,13 +25,23 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     rp.add_argument("--json", type=Path, metavar="OUT", help="also write the robustness rows as JSON")
     rp.add_argument("--markdown", type=Path, metavar="OUT", help="also write the tables as Markdown")
+    rp.add_argument("--html", type=Path, metavar="OUT",
+                    help="also write one self-contained HTML page: leaderboard with rank ranges, plots, breakdowns, "
+                         "judge card, examples")
+    rp.add_argument("--responses", type=Path, metavar="FILE",
+                    help="with --html: the responses file that was judged; the examples then show the question, "
+                         "reference, answer and images")
+    rp.add_argument("--rubric", metavar="FILE",
+                    help="with --html: the rubric used (file or shipped name), for the samples' pass verdicts in the "
+                         "judge card (default: the shipped rubric of the recorded name and version)")
 
 
 def run(args: argparse.Namespace) -> int:
     from judgekit.api import report
 
     rep = report(args.results, baseline=args.baseline, all_criteria=args.all_criteria, boot=args.boot,
-                 seed=args.seed, json=args.json, markdown=args.markdown)
+                 seed=args.seed, json=args.json, markdown=args.markdown, html=args.html, responses=args.responses,
+                 rubric=args.rubric)
     out = stdout_console()
     for table in rep.tables():
         out.print(table)
@@ -39,4 +49,6 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"report -> {args.json}")
     if args.markdown is not None:
         out.print(f"tables -> {args.markdown}")
+    if args.html is not None:
+        out.print(f"page -> {args.html}")
     return 0

@@ -2,6 +2,7 @@
 
 - :mod:`~judgekit.stats.aggregate`: per-group means and pass rates of judgments;
 - :mod:`~judgekit.stats.passrate`: pass rates with Wilson intervals, PPI (prediction-powered inference);
+- :mod:`~judgekit.stats.ranks`: leaderboard ranks by pass rate with bootstrap rank ranges;
 - :mod:`~judgekit.stats.robustness`: paired clean-vs-degraded differences, bootstrap CIs, Wilcoxon/McNemar;
 - :mod:`~judgekit.stats.agreement`: judge-human agreement (kappa, alpha, ICC, correlations at three levels,
   bootstrap, the inter-human ceiling, the report that picks statistics).
@@ -26,7 +27,8 @@ itself imports neither numpy nor scipy:
   :func:`kendall`, :func:`bootstrap_ci`, :func:`inter_human_ceiling`, :func:`agreement_report`;
 - pass rates: :func:`wilson_interval`, :func:`pass_rate`, :func:`ppi_pass_rate`;
 - paired differences: :func:`paired_difference`, :func:`bootstrap_mean_ci`, :func:`wilcoxon_pratt`,
-  :func:`mcnemar_exact`.
+  :func:`mcnemar_exact`;
+- leaderboard ranks: :func:`rank_ranges` (bootstrap rank ranges that admit ties, :mod:`~judgekit.stats.ranks`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from judgekit.stats.paired_tests import bootstrap_mean_ci, mcnemar_exact, paired_difference, wilcoxon_pratt
     from judgekit.stats.passrate import pass_rate
     from judgekit.stats.ppi import ppi_pass_rate
+    from judgekit.stats.ranks import rank_ranges
 
 #: The module each public name is loaded from.
 _SOURCES = {
@@ -74,6 +77,7 @@ _SOURCES = {
     "pearson": "judgekit.stats.agreement",
     "percent_agreement": "judgekit.stats.agreement",
     "ppi_pass_rate": "judgekit.stats.ppi",
+    "rank_ranges": "judgekit.stats.ranks",
     "spearman": "judgekit.stats.agreement",
     "wilcoxon_pratt": "judgekit.stats.paired_tests",
     "wilson_interval": "judgekit.stats.aggregate",
@@ -97,6 +101,7 @@ __all__ = [
     "pearson",
     "percent_agreement",
     "ppi_pass_rate",
+    "rank_ranges",
     "spearman",
     "wilcoxon_pratt",
     "wilson_interval",

@@ -1,0 +1,50 @@
+"""The leaderboard of a results file: models ranked by pass rate, with intervals, rank ranges and means.
+
+The rows are what ``Report.to_dict()["leaderboard"]`` holds and what the HTML report's leaderboard shows
+(README, "HTML report", documents the fields). Every figure comes from :mod:`judgekit.stats`: pass rates and
+their Wilson and bootstrap intervals from :func:`judgekit.stats.passrate.pass_rates` (grouped by model, the
+same figures as ``judgekit report``'s pass rates when those are by model), means from
+:func:`judgekit.stats.aggregate.summarize`, rank ranges from :func:`judgekit.stats.ranks.rank_ranges`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from judgekit.io.records import Judgment
+
+
+def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_resamples: int = 2000,
+                seed: int = 0) -> list[dict[str, Any]]:
+    """One JSON-ready row per judge and model, best first within each judge (judges in sorted order).
+
+    Within a judge: ``rank`` by pass rate (ties share the better rank), ``rank_low``/``rank_high`` the 95 %
+    bootstrap range of the rank (items resampled, paired across models, ``n_resamples`` resamples, ``seed``);
+    ``pass_rate`` with ``wilson_ci`` and ``bootstrap_ci`` (``n_resamples`` resamples of the answers, or of the
+    items when an item occurs several times, e.g. under several conditions); ``mean_overall`` and ``means``
+    over scored judgments; counts ``n``, ``scored``, ``unscored``, ``passed``. Several conditions are pooled.
+    """
+    from judgekit.stats.aggregate import summarize
+    from judgekit.stats.passrate import json_ready, pass_rates
+    from judgekit.stats.ranks import pass_matrix, rank_ranges
+
+    rows: list[dict[str, Any]] = []
+    for judge in sorted({j.judge for j in judgments}):
+        js = [j for j in judgments if j.judge == judge]
+        rates = {r.key[0]: r for r in pass_rates(js, by=("model",), n_resamples=n_resamples, seed=seed)}
+        sums = {s.key[0]: s for s in summarize(js, ("model",), criteria)}
+        models = sorted(rates)
+        passes, scored, _ = pass_matrix(js, models)
+        ranks = rank_ranges(passes, scored, n_resamples=n_resamples, seed=seed)
+        order = sorted(range(len(models)), key=lambda i: (int(ranks.rank[i]), models[i]))
+        for i in order:
+            r, s = rates[models[i]], sums[models[i]]
+            rows.append(json_ready({
+                "judge": judge, "model": models[i], "rank": int(ranks.rank[i]), "rank_low": int(ranks.low[i]),
+                "rank_high": int(ranks.high[i]), "n": r.n, "scored": r.scored, "unscored": r.unscored,
+                "passed": r.passed, "pass_rate": r.rate, "wilson_ci": [r.wilson_low, r.wilson_high],
+                "bootstrap_ci": [r.boot_low, r.boot_high], "resampled": r.resampled,
+                "mean_overall": s.mean_overall, "means": {c: s.means.get(c, float("nan")) for c in criteria},
+                "n_resamples": n_resamples}))
+    return rows

@@ -1,0 +1,115 @@
+"""The plots of the HTML report (:mod:`judgekit.reporting.html`), drawn with matplotlib and returned as SVG text
+to embed inline (no file, no network).
+
+matplotlib is imported inside the functions only (Agg backend), so that importing judgekit stays cheap. The SVG
+is made reproducible: a fixed ``svg.hashsalt`` (the ids of clip paths), text kept as ``<text>`` elements
+(``svg.fonttype = "none"``: no glyph paths, smaller, searchable), no date in the metadata, and no math
+parsing of labels (a model name holding ``$`` is drawn as written). matplotlib escapes every label it writes
+into the SVG.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_RC = {"svg.hashsalt": "judgekit", "svg.fonttype": "none", "text.parse_math": False, "font.size": 9,
+       "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
+
+
+def _figure(width: float, height: float) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    return fig, fig.add_subplot()
+
+
+def _svg(fig: Any) -> str:
+    """The figure as SVG text without the XML prolog and doctype (ready to inline in HTML)."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    text = buf.getvalue()
+    text = text[text.index("<svg"):].strip()
+    start, end = text.find(" <metadata>"), text.find("</metadata>\n")
+    if 0 <= start < end:  # the RDF block names the creator's namespaces only: not needed inline
+        text = text[:start] + text[end + len("</metadata>\n"):]
+    return text
+
+
+def _height(n: int) -> float:
+    return max(2.2, 0.35 * n + 1.2)
+
+
+def criterion_profile(models: Sequence[str], criteria: Sequence[str],
+                      means: Mapping[str, Mapping[str, float]]) -> str:
+    """Grouped horizontal bars: the mean of each criterion (and overall), one bar per model in each group.
+    ``means[model][criterion]``; a missing or nan mean is left out."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig, ax = _figure(7.0, _height(len(criteria) * max(1, len(models)) * 0.45 + 1))
+        width = 0.8 / max(1, len(models))
+        for i, model in enumerate(models):
+            ys = [k + i * width for k in range(len(criteria))]
+            xs = [means.get(model, {}).get(c, math.nan) for c in criteria]
+            ax.barh(ys, [0 if math.isnan(x) else x for x in xs], height=width, label=model)
+        ax.set_yticks([k + 0.4 - width / 2 for k in range(len(criteria))], list(criteria))
+        ax.invert_yaxis()
+        ax.set_xlabel("mean score (scored judgments)")
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+        return _svg(fig)
+
+
+def pass_rates(models: Sequence[str], rates: Sequence[float], lows: Sequence[float],
+               highs: Sequence[float]) -> str:
+    """Each model's pass rate (a dot) with its interval (a bar), best first."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig, ax = _figure(6.0, _height(len(models)))
+        ys = list(range(len(models)))
+        clean = [0.0 if math.isnan(r) else r for r in rates]
+        err = [[max(0.0, r - lo) if not math.isnan(lo) else 0.0 for r, lo in zip(clean, lows, strict=True)],
+               [max(0.0, hi - r) if not math.isnan(hi) else 0.0 for r, hi in zip(clean, highs, strict=True)]]
+        ax.errorbar(clean, ys, xerr=err, fmt="o", capsize=4)
+        ax.set_yticks(ys, list(models))
+        ax.invert_yaxis()
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel("pass rate (95 % Wilson interval)")
+        return _svg(fig)
+
+
+def slopes(lines: Sequence[tuple[str, float, float]], *, ylabel: str = "mean overall") -> str:
+    """A slope chart: one line per ``(label, clean, degraded)`` from the clean to the degraded value."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig, ax = _figure(6.0, 3.6)
+        for label, clean, degraded in lines:
+            ax.plot([0, 1], [clean, degraded], marker="o", label=label)
+        ax.set_xticks([0, 1], ["clean", "degraded"])
+        ax.set_xlim(-0.2, 1.2)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+        return _svg(fig)
+
+
+def distributions(models: Sequence[str], values: Mapping[str, Sequence[float]]) -> str:
+    """Box plots of each model's overall scores (scored judgments), with the mean as a marker."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig, ax = _figure(6.0, _height(len(models)))
+        data = [list(values.get(m, [])) or [math.nan] for m in models]
+        ax.boxplot(data, orientation="horizontal", showmeans=True, tick_labels=list(models))
+        ax.invert_yaxis()
+        ax.set_xlabel("overall score")
+        return _svg(fig)
