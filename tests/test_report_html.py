@@ -362,3 +362,90 @@ def test_cli_bad_html_output_exit_2(files: tuple[Path, Path], tmp_path: Path, ca
     assert not json_out.exists()
     assert not target.exists() or target.is_dir()
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*.html"))
+
+
+# ---- in a real browser: headless Chromium (Debian's chromium, driven by Playwright) ----------------------------
+
+def _chromium() -> str:
+    import shutil
+    from importlib.util import find_spec
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None or find_spec("playwright") is None:
+        pytest.skip("headless-browser test: needs Debian's chromium and playwright (.ci/run installs both)")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def browsed(files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The fixture's page opened in headless Chromium with every example unfolded: what the browser logged,
+    requested and showed, the leaderboard cells read from the DOM, and a full-page screenshot."""
+    exe = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    results, responses = files
+    d = tmp_path_factory.mktemp("html_browser")
+    html = d / "report.html"
+    rep = judgekit.report(results, boot=300, seed=1, html=html, responses=responses)
+    seen: dict[str, Any] = {"console": [], "errors": [], "requests": [], "dialogs": []}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: seen["console"].append((m.type, m.text)))
+            page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+            page.on("request", lambda r: seen["requests"].append(r.url))
+            page.on("dialog", lambda dlg: (seen["dialogs"].append(dlg.message), dlg.dismiss()))
+            page.goto(html.as_uri(), wait_until="load")
+            page.evaluate("document.querySelectorAll('details').forEach(el => { el.open = true; })")
+            page.wait_for_timeout(300)
+            seen["cells"] = page.evaluate(
+                "Array.from(document.querySelectorAll('table.leaderboard td[data-field]'))"
+                ".map(td => [td.dataset.field, td.dataset.value])")
+            seen["text"] = page.inner_text("body")
+            seen["images"] = page.evaluate(
+                "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.src.slice(0, 22)])")
+            seen["svgs"] = page.evaluate("document.querySelectorAll('svg').length")
+            seen["screenshot"] = d / "report.png"
+            page.screenshot(path=str(seen["screenshot"]), full_page=True)
+        finally:
+            browser.close()
+    seen["html"], seen["report"] = html, rep.to_dict()
+    return seen
+
+
+def test_browser_no_console_error_no_network_no_script_runs(browsed: dict[str, Any]) -> None:
+    assert [c for c in browsed["console"] if c[0] in ("error", "warning")] == []
+    assert browsed["errors"] == [] and browsed["dialogs"] == []  # alert(1) of the answers never ran
+    page_url = browsed["html"].as_uri()
+    assert all(u == page_url or u.startswith("data:") for u in browsed["requests"]), browsed["requests"]
+    assert SCRIPT in browsed["text"] and IMG in browsed["text"]  # shown as text, not run
+
+
+def test_browser_shows_what_the_json_says(browsed: dict[str, Any]) -> None:
+    rows, row = [], {}
+    for field, value in browsed["cells"]:
+        if field == "rank" and row:
+            rows.append(row)
+            row = {}
+        row[field] = json.loads(value)
+    rows.append(row)
+    expected = browsed["report"]["leaderboard"]
+    assert len(rows) == len(expected) == 3
+    for got, want in zip(rows, expected, strict=True):  # as the DOM holds them, the same as the JSON
+        assert got["model"] == want["model"] and got["rank"] == want["rank"]
+        assert got["rank_range"] == [want["rank_low"], want["rank_high"]]
+        for key in ("pass_rate", "wilson_ci", "bootstrap_ci", "mean_overall", "scored", "unscored"):
+            assert got[key] == want[key], key
+        assert {c: got[f"means.{c}"] for c in CRITERIA} == want["means"]
+
+
+def test_browser_renders_plots_and_images(browsed: dict[str, Any]) -> None:
+    assert browsed["svgs"] >= 4  # pass rate, profile, distribution, clean-vs-degraded
+    loaded = [i for i in browsed["images"] if i[2].startswith("data:image/")]
+    assert loaded and all(done and width > 0 for done, width, _src in loaded)  # the embedded example image
+    import cv2
+
+    shot = cv2.imread(str(browsed["screenshot"]))
+    assert shot is not None and shot.shape[1] == 1280 and shot.shape[0] > 2000  # the whole page, unfolded
