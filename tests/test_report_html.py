@@ -19,7 +19,7 @@ import pytest
 
 import judgekit
 from judgekit.cli import main
-from judgekit.stats.ranks import pass_matrix, rank_ranges, ranks_with_ties
+from judgekit.stats.ranks import mean_rank_ranges, pass_matrix, rank_ranges, ranks_with_ties
 
 CRITERIA = ["technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity"]
 SCRIPT = "<script>alert(1)</script>"
@@ -29,21 +29,28 @@ BAD_MODEL = f"evil{SCRIPT}"
 
 # ---- rank ranges -----------------------------------------------------------------------------------------------
 
-def _slow_rank_ranges(passes: np.ndarray, scored: np.ndarray, n: int, seed: int) -> tuple[list[int], list[int]]:
-    """The documented scheme, one resample at a time: the same item draw for every model, ratio rates,
-    competition ranks (nan last), then the lower / higher quantiles."""
+def _slow_resamples(num: np.ndarray, den: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The documented scheme, one resample at a time: the same item draw for every model, the pooled ratio
+    sum(num) / sum(den) per model (nan when nothing is drawn), competition ranks (nan last). Returns the
+    resampled ratios and ranks, one row per resample."""
     rng = np.random.default_rng(seed)
-    k, m = passes.shape
-    ranks = []
+    k, m = num.shape
+    values, ranks = [], []
     for _ in range(n):
         draw = rng.integers(0, k, size=k)
-        rates = []
+        row = []
         for col in range(m):
-            s = sum(scored[i, col] for i in draw)
-            rates.append(sum(passes[i, col] for i in draw) / s if s else float("nan"))
-        key = [-1e9 if np.isnan(r) else r for r in rates]
+            d = sum(den[i, col] for i in draw)
+            row.append(sum(num[i, col] for i in draw) / d if d else float("nan"))
+        values.append(row)
+        key = [-1e9 if np.isnan(v) else v for v in row]
         ranks.append([1 + sum(other > mine for other in key) for mine in key])
-    arr = np.array(ranks)
+    return np.array(values), np.array(ranks)
+
+
+def _slow_rank_ranges(passes: np.ndarray, scored: np.ndarray, n: int, seed: int) -> tuple[list[int], list[int]]:
+    """Lower / higher quantiles of the slow loop's ranks."""
+    _values, arr = _slow_resamples(passes, scored, n, seed)
     return (list(np.quantile(arr, 0.025, axis=0, method="lower").astype(int)),
             list(np.quantile(arr, 0.975, axis=0, method="higher").astype(int)))
 
@@ -82,6 +89,25 @@ def test_rank_ranges_reproducible_and_equal_to_a_slow_loop() -> None:
     assert np.all(a.low <= a.high)
     with pytest.raises(ValueError):
         rank_ranges(passes + scored + 1, scored)
+
+
+def test_mean_rank_ranges_equal_a_slow_loop() -> None:
+    """By mean overall: the same item draws as rank_ranges, the pooled mean per resample, competition ranks,
+    lower/higher rank quantiles and the linear percentile interval of the mean."""
+    rng = np.random.default_rng(3)
+    k, m, n, seed = 12, 3, 250, 5
+    counts = rng.integers(0, 3, size=(k, m)).astype(float)
+    totals = counts * rng.uniform(1, 5, size=(k, m))
+    rr, lo, hi = mean_rank_ranges(totals, counts, n_resamples=n, seed=seed)
+    means_a, ranks_a = _slow_resamples(totals, counts, n, seed)
+    assert rr.low.tolist() == np.quantile(ranks_a, 0.025, axis=0, method="lower").astype(int).tolist()
+    assert rr.high.tolist() == np.quantile(ranks_a, 0.975, axis=0, method="higher").astype(int).tolist()
+    for col in range(m):
+        v = means_a[:, col][~np.isnan(means_a[:, col])]
+        assert lo[col] == pytest.approx(np.quantile(v, 0.025)) and hi[col] == pytest.approx(np.quantile(v, 0.975))
+    assert rr.rate == pytest.approx(totals.sum(0) / counts.sum(0))
+    with pytest.raises(ValueError, match="counts"):
+        mean_rank_ranges(totals, -counts)
 
 
 def test_rank_ranges_is_public_and_pass_matrix_counts_scored_only() -> None:
@@ -226,8 +252,9 @@ def test_numbers_equal_the_json(page: tuple[str, dict[str, Any]]) -> None:
     for row, ref in zip(shown, lb, strict=True):
         assert row["model"] == ref["model"] and row["rank"] == ref["rank"]
         assert row["rank_range"] == [ref["rank_low"], ref["rank_high"]]
-        for key in ("pass_rate", "wilson_ci", "bootstrap_ci", "mean_overall", "scored", "unscored"):
+        for key in ("pass_rate", "wilson_ci", "bootstrap_ci", "mean_overall", "mean_overall_ci", "scored", "unscored"):
             assert row[key] == ref[key], key
+        assert row["overall_rank_range"] == [ref["overall_rank"], ref["overall_rank_low"], ref["overall_rank_high"]]
         assert {c: row[f"means.{c}"] for c in CRITERIA} == ref["means"]
     # several conditions: the report's pass rates are by model x condition; the leaderboard pools them (items
     # resampled as clusters) and equals pass_rates by model
@@ -436,8 +463,9 @@ def test_browser_shows_what_the_json_says(browsed: dict[str, Any]) -> None:
     for got, want in zip(rows, expected, strict=True):  # as the DOM holds them, the same as the JSON
         assert got["model"] == want["model"] and got["rank"] == want["rank"]
         assert got["rank_range"] == [want["rank_low"], want["rank_high"]]
-        for key in ("pass_rate", "wilson_ci", "bootstrap_ci", "mean_overall", "scored", "unscored"):
+        for key in ("pass_rate", "wilson_ci", "bootstrap_ci", "mean_overall", "mean_overall_ci", "scored", "unscored"):
             assert got[key] == want[key], key
+        assert got["overall_rank_range"] == [want["overall_rank"], want["overall_rank_low"], want["overall_rank_high"]]
         assert {c: got[f"means.{c}"] for c in CRITERIA} == want["means"]
 
 

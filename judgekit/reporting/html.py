@@ -69,6 +69,16 @@ def _ci(pair: Sequence[float | None] | None) -> str:
     return f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
 
 
+def _interval(pair: Sequence[float | None]) -> str:
+    """[low, high] of a mean, 2 decimals."""
+    return f"[{_num(pair[0])}, {_num(pair[1])}]"
+
+
+def _rank_text(rank: int, low: int, high: int) -> str:
+    """A rank and its range: "2 (1-3)", or "1" when the range is that rank alone."""
+    return str(rank) if low == high == rank else f"{rank} ({low}-{high})"
+
+
 def _cell(field: str, value: Any, shown: str, *, text: bool = False) -> str:
     """A table cell carrying its JSON value in ``data-value``."""
     cls = ' class="t"' if text else ""
@@ -96,7 +106,7 @@ def _leaderboard(rows: Sequence[Mapping[str, Any]], criteria: Sequence[str]) -> 
         mine = [r for r in rows if r["judge"] == judge]
         out.append(f"<h3>Judge: {_e(judge)}</h3>")
         header = ["rank", "rank range", "model", "pass rate", "Wilson 95 %", "bootstrap 95 %", "mean overall",
-                  *criteria, "scored", "unscored"]
+                  "overall 95 %", "rank by overall", *criteria, "scored", "unscored"]
         body = []
         for r in mine:
             body.append([
@@ -108,6 +118,9 @@ def _leaderboard(rows: Sequence[Mapping[str, Any]], criteria: Sequence[str]) -> 
                 _cell("wilson_ci", r["wilson_ci"], _ci(r["wilson_ci"])),
                 _cell("bootstrap_ci", r["bootstrap_ci"], _ci(r["bootstrap_ci"])),
                 _cell("mean_overall", r["mean_overall"], _num(r["mean_overall"])),
+                _cell("mean_overall_ci", r["mean_overall_ci"], _interval(r["mean_overall_ci"])),
+                _cell("overall_rank_range", [r["overall_rank"], r["overall_rank_low"], r["overall_rank_high"]],
+                      _rank_text(r["overall_rank"], r["overall_rank_low"], r["overall_rank_high"])),
                 *[_cell(f"means.{c}", r["means"].get(c), _num(r["means"].get(c))) for c in criteria],
                 _cell("scored", r["scored"], str(r["scored"])), _cell("unscored", r["unscored"], str(r["unscored"]))])
         out.append(_table(header, body, text_columns=0, attrs=f' class="leaderboard" data-judge="{_e(judge)}"'))
@@ -117,7 +130,9 @@ def _leaderboard(rows: Sequence[Mapping[str, Any]], criteria: Sequence[str]) -> 
                f'a rank. Rank range: the 2.5-97.5 % quantiles of the model\'s rank over {n:,} bootstrap resamples '
                f'of the items (the same resample for every model); overlapping ranges are not told apart by the '
                f'data. Intervals: Wilson score and percentile bootstrap, 95 %. Means are over scored judgments; '
-               f'several conditions are pooled.</p></section>')
+               f'"overall 95 %" is the percentile interval of the mean overall over the same resamples, and "rank by '
+               f'overall" ranks by mean overall with its range in brackets. Several conditions are pooled.</p>'
+               f'</section>')
     return "".join(out)
 
 

@@ -23,11 +23,14 @@ def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_res
     bootstrap range of the rank (items resampled, paired across models, ``n_resamples`` resamples, ``seed``);
     ``pass_rate`` with ``wilson_ci`` and ``bootstrap_ci`` (``n_resamples`` resamples of the answers, or of the
     items when an item occurs several times, e.g. under several conditions); ``mean_overall`` and ``means``
-    over scored judgments; counts ``n``, ``scored``, ``unscored``, ``passed``. Several conditions are pooled.
+    over scored judgments, with ``mean_overall_ci`` (percentile interval of the mean over the same item
+    resamples) and the rank by mean overall with its range (``overall_rank``, ``overall_rank_low``,
+    ``overall_rank_high``; :func:`judgekit.stats.ranks.mean_rank_ranges`); counts ``n``, ``scored``, ``unscored``,
+    ``passed``. Several conditions are pooled.
     """
     from judgekit.stats.aggregate import summarize
     from judgekit.stats.passrate import json_ready, pass_rates
-    from judgekit.stats.ranks import pass_matrix, rank_ranges
+    from judgekit.stats.ranks import mean_rank_ranges, pass_matrix, rank_ranges, score_matrix
 
     rows: list[dict[str, Any]] = []
     for judge in sorted({j.judge for j in judgments}):
@@ -35,8 +38,10 @@ def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_res
         rates = {r.key[0]: r for r in pass_rates(js, by=("model",), n_resamples=n_resamples, seed=seed)}
         sums = {s.key[0]: s for s in summarize(js, ("model",), criteria)}
         models = sorted(rates)
-        passes, scored, _ = pass_matrix(js, models)
+        passes, scored, ids = pass_matrix(js, models)
         ranks = rank_ranges(passes, scored, n_resamples=n_resamples, seed=seed)
+        by_mean, mean_low, mean_high = mean_rank_ranges(*score_matrix(js, models, ids), n_resamples=n_resamples,
+                                                        seed=seed)
         order = sorted(range(len(models)), key=lambda i: (int(ranks.rank[i]), models[i]))
         for i in order:
             r, s = rates[models[i]], sums[models[i]]
@@ -45,6 +50,9 @@ def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_res
                 "rank_high": int(ranks.high[i]), "n": r.n, "scored": r.scored, "unscored": r.unscored,
                 "passed": r.passed, "pass_rate": r.rate, "wilson_ci": [r.wilson_low, r.wilson_high],
                 "bootstrap_ci": [r.boot_low, r.boot_high], "resampled": r.resampled,
-                "mean_overall": s.mean_overall, "means": {c: s.means.get(c, float("nan")) for c in criteria},
+                "mean_overall": s.mean_overall, "mean_overall_ci": [float(mean_low[i]), float(mean_high[i])],
+                "overall_rank": int(by_mean.rank[i]), "overall_rank_low": int(by_mean.low[i]),
+                "overall_rank_high": int(by_mean.high[i]),
+                "means": {c: s.means.get(c, float("nan")) for c in criteria},
                 "n_resamples": n_resamples}))
     return rows

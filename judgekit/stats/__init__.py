@@ -28,7 +28,8 @@ itself imports neither numpy nor scipy:
 - pass rates: :func:`wilson_interval`, :func:`pass_rate`, :func:`ppi_pass_rate`;
 - paired differences: :func:`paired_difference`, :func:`bootstrap_mean_ci`, :func:`wilcoxon_pratt`,
   :func:`mcnemar_exact`;
-- leaderboard ranks: :func:`rank_ranges` (bootstrap rank ranges that admit ties, :mod:`~judgekit.stats.ranks`).
+- leaderboard ranks: :func:`rank_ranges` by pass rate and :func:`mean_rank_ranges` by a mean score (bootstrap rank
+  ranges that admit ties, :mod:`~judgekit.stats.ranks`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from judgekit.stats.paired_tests import bootstrap_mean_ci, mcnemar_exact, paired_difference, wilcoxon_pratt
     from judgekit.stats.passrate import pass_rate
     from judgekit.stats.ppi import ppi_pass_rate
-    from judgekit.stats.ranks import rank_ranges
+    from judgekit.stats.ranks import mean_rank_ranges, rank_ranges
 
 #: The module each public name is loaded from.
 _SOURCES = {
@@ -78,6 +79,7 @@ _SOURCES = {
     "percent_agreement": "judgekit.stats.agreement",
     "ppi_pass_rate": "judgekit.stats.ppi",
     "rank_ranges": "judgekit.stats.ranks",
+    "mean_rank_ranges": "judgekit.stats.ranks",
     "spearman": "judgekit.stats.agreement",
     "wilcoxon_pratt": "judgekit.stats.paired_tests",
     "wilson_interval": "judgekit.stats.aggregate",
@@ -95,6 +97,7 @@ __all__ = [
     "kendall",
     "krippendorff_alpha",
     "mcnemar_exact",
+    "mean_rank_ranges",
     "paired_difference",
     "pass_agreement",
     "pass_rate",

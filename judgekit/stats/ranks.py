@@ -5,8 +5,9 @@ the items, as the LMSYS Chatbot Arena leaderboard does for its ratings: a model 
 first in (nearly) every resample; two models whose ranges overlap are not told apart by the data. Ranks admit
 ties: two models with the same rate share the better rank.
 
-:func:`pass_matrix` builds the function's input (per item and model: passes and scored judgments) from
-judgments.
+:func:`mean_rank_ranges` does the same for a mean score (the mean overall score), with a bootstrap interval
+of the mean. :func:`pass_matrix` and :func:`score_matrix` build their inputs (per item and model: passes and
+scored judgments; sums of overall scores and their counts) from judgments.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from judgekit.io.records import Judgment
 
-__all__ = ["RankRanges", "pass_matrix", "rank_ranges", "ranks_with_ties"]
+__all__ = ["RankRanges", "mean_rank_ranges", "pass_matrix", "rank_ranges", "ranks_with_ties", "score_matrix"]
 
 _CHUNK = 1 << 22  # at most this many resampled item indices are held at once
 
@@ -108,35 +109,79 @@ def rank_ranges(passes: np.ndarray, scored: np.ndarray, *, n_resamples: int = 10
                          f"{scored.shape}")
     if np.any(passes < 0) or np.any(passes > scored):
         raise ValueError("every entry must have 0 <= passes <= scored")
+    _check(n_resamples, confidence)
+    return _ratio_ranks(passes, scored, n_resamples=n_resamples, confidence=confidence, seed=seed)[0]
+
+
+def mean_rank_ranges(totals: np.ndarray, counts: np.ndarray, *, n_resamples: int = 1000, confidence: float = 0.95,
+                     seed: int = 0) -> tuple[RankRanges, np.ndarray, np.ndarray]:
+    """Rank each model by a mean score (e.g. the mean overall score), with a bootstrap range of its rank and a
+    bootstrap interval of the mean; the same scheme as :func:`rank_ranges`.
+
+    ``totals`` and ``counts`` (shape ``(items, models)``): per item and model, the sum of the scores of the
+    model's scored judgments and their number (:func:`score_matrix` builds them). A resampled model's mean is
+    ``sum_k c_k totals_k / sum_k c_k counts_k`` over the drawn items (paired across models, as in
+    :func:`rank_ranges`); ``RankRanges.rate`` holds the means on the data. Also returns ``(ci_low, ci_high)``:
+    the percentile interval (``(1 ∓ confidence) / 2`` quantiles, linear interpolation) of each model's
+    resampled mean, nan for a model with nothing scored. With the same ``seed``, the resamples are those of
+    :func:`rank_ranges` on the same items."""
+    totals = np.asarray(totals, dtype=float)
+    counts = np.asarray(counts, dtype=float)
+    if totals.ndim != 2 or totals.shape != counts.shape:
+        raise ValueError(f"totals and counts must be 2-D arrays of the same shape, got {totals.shape} and "
+                         f"{counts.shape}")
+    if np.any(counts < 0) or not np.all(np.isfinite(totals)):
+        raise ValueError("counts must be >= 0 and totals finite")
+    _check(n_resamples, confidence)
+    return _ratio_ranks(totals, counts, n_resamples=n_resamples, confidence=confidence, seed=seed)
+
+
+def _check(n_resamples: int, confidence: float) -> None:
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be within (0, 1), got {confidence}")
-    k, m = passes.shape
+
+
+def _ratio_ranks(num_items: np.ndarray, den_items: np.ndarray, *, n_resamples: int, confidence: float,
+                 seed: int) -> tuple[RankRanges, np.ndarray, np.ndarray]:
+    """The paired item bootstrap of the pooled ratio sum(num) / sum(den) per model: rank ranges and the
+    percentile interval of the ratio (hand-written: no library resamples a ratio of sums jointly across
+    columns with one shared draw; checked against a slow loop in tests/test_report_html.py)."""
+    k, m = num_items.shape
     with np.errstate(invalid="ignore", divide="ignore"):
-        rate = passes.sum(axis=0) / scored.sum(axis=0)
-    rate = np.where(scored.sum(axis=0) > 0, rate, np.nan)
+        rate = num_items.sum(axis=0) / den_items.sum(axis=0)
+    rate = np.where(den_items.sum(axis=0) > 0, rate, np.nan)
     rank = ranks_with_ties(rate)
     if k == 0 or m == 0:
         empty = np.ones(m, dtype=int)
-        return RankRanges(rate=rate, rank=rank, low=empty, high=empty.copy(), n_resamples=n_resamples,
-                          confidence=confidence)
+        nan = np.full(m, np.nan)
+        return (RankRanges(rate=rate, rank=rank, low=empty, high=empty.copy(), n_resamples=n_resamples,
+                           confidence=confidence), nan, nan.copy())
     rng = np.random.default_rng(seed)
     ranks = np.empty((n_resamples, m), dtype=int)
+    values = np.empty((n_resamples, m))
     block = max(1, _CHUNK // k)
     for start in range(0, n_resamples, block):
         b = min(block, n_resamples - start)
         draws = rng.integers(0, k, size=(b, k))
         counts = np.bincount((draws + k * np.arange(b)[:, None]).ravel(), minlength=b * k).reshape(b, k)
         counts = counts.astype(float)
-        num, den = counts @ passes, counts @ scored
+        num, den = counts @ num_items, counts @ den_items
         with np.errstate(invalid="ignore", divide="ignore"):
             rates = np.where(den > 0, num / den, np.nan)
+        values[start:start + b] = rates
         ranks[start:start + b] = ranks_with_ties(rates)
     alpha = (1 - confidence) / 2
     low = np.quantile(ranks, alpha, axis=0, method="lower").astype(int)
     high = np.quantile(ranks, 1 - alpha, axis=0, method="higher").astype(int)
-    return RankRanges(rate=rate, rank=rank, low=low, high=high, n_resamples=n_resamples, confidence=confidence)
+    with np.errstate(invalid="ignore"):
+        ci_low = np.array([np.quantile(v[~np.isnan(v)], alpha) if (~np.isnan(v)).any() else np.nan
+                           for v in values.T])
+        ci_high = np.array([np.quantile(v[~np.isnan(v)], 1 - alpha) if (~np.isnan(v)).any() else np.nan
+                            for v in values.T])
+    return (RankRanges(rate=rate, rank=rank, low=low, high=high, n_resamples=n_resamples, confidence=confidence),
+            ci_low, ci_high)
 
 
 def pass_matrix(judgments: Iterable[Judgment], models: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -153,3 +198,19 @@ def pass_matrix(judgments: Iterable[Judgment], models: Sequence[str]) -> tuple[n
         scored[row[j.id], col[j.model]] += 1
         passes[row[j.id], col[j.model]] += bool(j.passed)
     return passes, scored, ids
+
+
+def score_matrix(judgments: Iterable[Judgment], models: Sequence[str], item_ids: Sequence[str]) -> tuple[np.ndarray,
+                                                                                                        np.ndarray]:
+    """The input of :func:`mean_rank_ranges` for the overall score: ``(totals, counts)`` per item (rows
+    ``item_ids``, e.g. those of :func:`pass_matrix`) and model: the sum of the scored judgments' ``overall`` and
+    their number (a scored judgment without an overall counts in neither)."""
+    col = {name: i for i, name in enumerate(models)}
+    row = {i: n for n, i in enumerate(item_ids)}
+    totals = np.zeros((len(item_ids), len(models)))
+    counts = np.zeros((len(item_ids), len(models)))
+    for j in judgments:
+        if j.model in col and j.status == "scored" and j.overall is not None and j.id in row:
+            totals[row[j.id], col[j.model]] += j.overall
+            counts[row[j.id], col[j.model]] += 1
+    return totals, counts
