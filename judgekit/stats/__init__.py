@@ -4,6 +4,8 @@
 - :mod:`~judgekit.stats.passrate`: pass rates with Wilson intervals, PPI (prediction-powered inference);
 - :mod:`~judgekit.stats.ranks`: leaderboard ranks by pass rate with bootstrap rank ranges;
 - :mod:`~judgekit.stats.robustness`: paired clean-vs-degraded differences, bootstrap CIs, Wilcoxon/McNemar;
+- :mod:`~judgekit.stats.compare`: two judgings of the same answers compared (paired differences, rank changes,
+  agreement of the runs);
 - :mod:`~judgekit.stats.agreement`: judge-human agreement (kappa, alpha, ICC, correlations at three levels,
   bootstrap, the inter-human ceiling, the report that picks statistics).
 
