@@ -321,3 +321,42 @@ def test_pid_alive_sees_a_zombie_as_dead() -> None:
     child.wait()
     assert not pid_alive(child.pid)
     assert pid_alive(os.getpid())
+
+
+def test_opening_a_new_store_retries_sqlites_immediate_lock_error(tmp_path: Path, monkeypatch) -> None:
+    """Two runs creating one new store at the same moment can both hold the file's shared lock and both need the
+    exclusive one (switching to WAL): SQLite answers one of them "database is locked" at once, without waiting
+    for the busy timeout (seen once in CI: `cannot create the store: database is locked`). Opening retries that
+    error; any other error is not retried."""
+    import judgekit.judging.store as store_mod
+
+    real = Store._create_tables
+    calls = {"n": 0}
+
+    def flaky(self):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real(self)
+
+    monkeypatch.setattr(Store, "_create_tables", flaky)
+    with Store(tmp_path / "s.sqlite") as st:
+        assert st.count() == 0  # opened, with its tables
+    assert calls["n"] == 3
+
+    def broken(self):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        raise sqlite3.OperationalError("disk I/O error")
+
+    calls["n"] = 0
+    monkeypatch.setattr(Store, "_create_tables", broken)
+    with pytest.raises(store_mod.JudgekitError, match="disk I/O error"):
+        Store(tmp_path / "t.sqlite")
+    assert calls["n"] == 1
+
+    calls["n"] = 0
+    monkeypatch.setattr(store_mod, "OPEN_RETRY_S", 0.05)
+    monkeypatch.setattr(Store, "_create_tables", lambda self: (_ for _ in ()).throw(
+        sqlite3.OperationalError("database is locked")))
+    with pytest.raises(store_mod.JudgekitError, match="database is locked"):
+        Store(tmp_path / "u.sqlite")  # gives up after OPEN_RETRY_S with the file and the cause

@@ -33,6 +33,7 @@ import functools
 import hashlib
 import json
 import os
+import random
 import socket
 import sqlite3
 import time
@@ -47,6 +48,7 @@ from judgekit.io.records import Response
 
 SCHEMA_VERSION = "1"
 LEASE_S = 60.0
+OPEN_RETRY_S = 30.0  # how long opening a store retries SQLite's immediate "database is locked" (see Store)
 """How long a claim lasts without renewal (seconds); a run renews its claims every third of it."""
 
 _SCHEMA = """
@@ -230,28 +232,7 @@ class Store:
                 self._db = sqlite3.connect(_ro_uri(self.path), uri=True, timeout=30.0, isolation_level=None)
                 row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
             else:
-                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                # NORMAL is durable against a killed process in WAL mode (not against power loss).
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                # One transaction (a write lock first: it also proves the file writable before any call), so a
-                # run starting at the same moment never sees half of the tables.
-                # A store of another schema version is left as it is.
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    has_meta = self._db.execute(
-                        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-                    row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone() if has_meta else None
-                    if row is None or row[0] == SCHEMA_VERSION:
-                        for stmt in _SCHEMA.split(";"):
-                            if stmt.strip():
-                                self._db.execute(stmt)
-                        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                        row = (SCHEMA_VERSION,)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                row = self._open_writable()
         except sqlite3.DatabaseError as exc:
             with_db = getattr(self, "_db", None)
             if with_db is not None:
@@ -262,6 +243,48 @@ class Store:
             self._db.close()
             raise JudgekitError(f"store schema {row[0] if row else 'unknown'} is not supported "
                                 f"(expected {SCHEMA_VERSION})", path=self.path)
+
+    def _open_writable(self) -> tuple[str] | None:
+        """Open for writing and create the tables in one transaction; the schema row (None: not a store).
+
+        Two runs starting at the same moment on a new file can both read its header and then both need the
+        exclusive lock that switching to WAL takes: SQLite then answers "database is locked" at once, without
+        waiting for the busy timeout (it would otherwise be a deadlock). That is retried, with a short jittered
+        pause, for up to ``OPEN_RETRY_S`` seconds; any other error is raised as it is."""
+        deadline = time.monotonic() + OPEN_RETRY_S
+        while True:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            try:
+                return self._create_tables()
+            except sqlite3.OperationalError as exc:
+                self._db.close()
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02 + 0.08 * random.random())
+
+    def _create_tables(self) -> tuple[str] | None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a killed process in WAL mode (not against power loss).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # One transaction (a write lock first: it also proves the file writable before any call), so a run
+        # starting at the same moment never sees half of the tables. A store of another schema version is left
+        # as it is.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            has_meta = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+            row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone() if has_meta else None
+            if row is None or row[0] == SCHEMA_VERSION:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                row = (SCHEMA_VERSION,)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return row
 
     def __enter__(self) -> Store:
         return self
