@@ -1,9 +1,7 @@
 """``judgekit.compare``: two judgings of the same answers (another judge, rubric version or date) compared -
 per-model paired differences of pass rate and mean overall, rank changes, agreement of the two runs
 (``judgekit compare`` prints what this returns; the figures are :func:`judgekit.stats.compare.compare_runs`).
-
-Not yet in the HTML page of ``judgekit report --html`` (issue 12, point 3: the table is in the console,
-``--markdown`` and ``--json``)."""
+``judgekit report --compare`` puts the same figures in its JSON, Markdown and HTML page."""
 
 from __future__ import annotations
 

@@ -35,6 +35,8 @@ class Report:
     boot: int = 2000  # bootstrap resamples of the leaderboard's intervals and rank ranges
     seed: int = 0
     label: str | None = None  # what the HTML page calls the judgments: the results file, or the Results' own file
+    agreement: Any = None  # Agreement with human ratings (report(human=...)), else None
+    comparison: Any = None  # judgekit.api.compare.Comparison with another run (report(compare=...)), else None
     _leaderboard: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -73,7 +75,9 @@ class Report:
         return {"results_file": self.source, "judgments": len(self.judgments), "criteria": self.criteria,
                 "summary": self.summary(), "pass_rates": [r.to_dict() for r in self.pass_rates],
                 "robustness": rows_to_dicts(self.robustness) if self.robustness else [],
-                "robustness_note": self.robustness_note, "leaderboard": self.leaderboard}
+                "robustness_note": self.robustness_note, "leaderboard": self.leaderboard,
+                **({"agreement": self.agreement.to_dict()} if self.agreement is not None else {}),
+                **({"comparison": self.comparison.to_dict()} if self.comparison is not None else {})}
 
     def pass_rate_table(self) -> Any:
         """The pass rates as the rich table ``judgekit report`` prints (Wilson and bootstrap 95% intervals)."""
@@ -95,8 +99,9 @@ class Report:
         return shown
 
     def markdown(self) -> str:
-        """What ``judgekit report --markdown`` writes: the summary, pass-rate and robustness tables."""
-        from judgekit.reporting.markdown import summary_markdown, table_markdown
+        """What ``judgekit report --markdown`` writes: the summary, pass-rate and robustness tables, then the
+        agreement with human ratings and the comparison with another run when the report has them."""
+        from judgekit.reporting.markdown import markup_plain, summary_markdown, table_markdown
 
         text = summary_markdown(self.judgments, self.criteria)
         text += "\n## Pass rates\n\n" + table_markdown(self.pass_rate_table())
@@ -104,6 +109,14 @@ class Report:
             from judgekit.stats.robustness import robustness_markdown
 
             text += "\n## Robustness: degraded vs clean\n\n" + robustness_markdown(self.robustness)
+        if self.agreement is not None:
+            text += f"\n## Agreement with human ratings ({self.agreement.human_file})\n\n" + "\n".join(
+                table_markdown(t) if not isinstance(t, str) else markup_plain(t) + "\n"
+                for t in self.agreement.renderables())
+        if self.comparison is not None:
+            c = self.comparison
+            text += (f"\n## Comparison with another run (A = {c.source_a}, B = {c.source_b})\n\n"
+                     + "\n".join(table_markdown(t) for t in c.tables()))
         return text
 
     def html(self, responses: Any = None, rubric: Any = None) -> str:
@@ -147,7 +160,9 @@ def _rubric_arg(rubric: Any, judgments: Sequence[Judgment]) -> Any:
 
 def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False, boot: int = 2000, seed: int = 0,
            json: str | Path | None = None, markdown: str | Path | None = None, html: str | Path | None = None,
-           responses: Any = None, rubric: Any = None) -> Report:
+           responses: Any = None, rubric: Any = None, human: str | Path | None = None,
+           criterion: str | Sequence[str] | None = None, raters: str | Sequence[str] | None = None,
+           group_by: str | None = None, compare: Any = None) -> Report:
     """The figures ``judgekit report`` prints for ``results`` (a results file, a :class:`~judgekit.api.Results`
     or a list of judgments).
 
@@ -158,6 +173,15 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     model, criterion and category with bootstrap CIs and Wilcoxon/McNemar tests. ``json`` / ``markdown`` also
     write :meth:`Report.to_dict` / :meth:`Report.markdown`, ``html`` the page of :meth:`Report.html` (with the
     ``responses`` and ``rubric`` given); every output path is checked before anything is read.
+
+    ``human`` (a ratings file) adds the agreement of the judge with human ratings: :func:`agree` on these
+    judgments with ``criterion``, ``raters`` and ``group_by`` as there (and ``boot``, ``seed``; the rubric's
+    scale), in :attr:`Report.agreement`, the JSON's ``"agreement"`` key (= ``judgekit agree --json``), the
+    Markdown and the page's judge card. ``compare`` (another results file, :class:`~judgekit.api.Results` or
+    list of judgments of the same answers) adds :func:`judgekit.api.compare.compare` with these judgments as run
+    A and ``compare`` as run B (differences B - A) in :attr:`Report.comparison`, the JSON's ``"comparison"``
+    key (= ``judgekit compare --json``), the Markdown and the page. Both are computed before anything is
+    written: a bad ratings or results file raises and writes nothing.
     """
     from judgekit.api.judging import Results
     from judgekit.io.dataio import atomic_write_json, atomic_write_text
@@ -185,10 +209,18 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
                  pass_rate_by=by, pass_rates=rates, robustness=holder.robustness(baseline, n_boot=boot, seed=seed),
                  boot=boot, seed=seed,
                  label=source or (str(results.out) if isinstance(results, Results) and results.out else None))
+    if rubric is None and isinstance(results, Results) and results.rubric is not None:
+        rubric = results.rubric
+    if human is not None:
+        rep.agreement = agree(judgments, human, criterion=criterion, raters=raters, group_by=group_by,
+                              rubric=_rubric_arg(rubric, judgments), boot=boot, seed=seed)
+        rep.agreement.judge_file = rep.label
+    if compare is not None:
+        from judgekit.api.compare import compare as compare_runs
+
+        rep.comparison = compare_runs(results, compare, boot=boot, seed=seed)
     page = None
     if html_path is not None:  # built before anything is written: a bad responses file writes nothing
-        if rubric is None and isinstance(results, Results) and results.rubric is not None:
-            rubric = results.rubric
         page = rep.html(responses, rubric)
     if json_path is not None:
         atomic_write_json(json_path, rep.to_dict())
@@ -215,6 +247,7 @@ class CriterionAgreement:
     grouped: bool
     report: Any  # judgekit.stats.agreement.AgreementReport
     ppi: list[Any] = field(default_factory=list)  # judgekit.stats.passrate.PPIEstimate per model
+    joined: Any = field(default=None, repr=False)  # judgekit.io.ratings.Joined: the aligned judge and human values
 
     def to_dict(self) -> dict[str, Any]:
         """This criterion's section of ``judgekit agree --json``."""
@@ -390,7 +423,7 @@ def agree(judgments: Any, ratings: str | Path, *, criterion: str | Sequence[str]
         sections.append(CriterionAgreement(criterion=jn.criterion, kind=jn.kind, raters=jn.raters, notes=jn.notes,
                                            dropped_unscored=jn.dropped_unscored, levels=levels, group_by=group_by,
                                            grouped=groups is not None, report=rep,
-                                           ppi=_ppi_rows(jn, judged, threshold)))
+                                           ppi=_ppi_rows(jn, judged, threshold), joined=jn))
     result = Agreement(sections=sections, judge_file=judge_file, human_file=str(ratings))
     if json_path is not None:
         atomic_write_json(json_path, result.to_dict())

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
                                                                 "overall and pass)")
     rp.add_argument("--boot", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    rp.add_argument("--json", type=Path, metavar="OUT", help="also write the robustness rows as JSON")
+    rp.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     rp.add_argument("--markdown", type=Path, metavar="OUT", help="also write the tables as Markdown")
     rp.add_argument("--html", type=Path, metavar="OUT",
                     help="also write one self-contained HTML page: leaderboard with rank ranges, plots, breakdowns, "
@@ -34,6 +34,20 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument("--rubric", metavar="FILE",
                     help="with --html: the rubric used (file or shipped name), for the samples' pass verdicts in the "
                          "judge card (default: the shipped rubric of the recorded name and version)")
+    rp.add_argument("--human", type=Path, metavar="RATINGS",
+                    help="human ratings of some of the answers (as for 'judgekit agree'): the agreement of the judge "
+                         "with people, the inter-human ceiling and the prediction-powered pass rates go into the "
+                         "report (judge card, a judge-vs-human heatmap, --json key 'agreement', --markdown)")
+    rp.add_argument("--criterion", action="append", metavar="NAME",
+                    help="with --human: criterion to compare (repeatable; default: every criterion of a long "
+                         "ratings table, overall for a wide one)")
+    rp.add_argument("--raters", metavar="COLS", help="with --human, wide tables: the rater columns, comma-separated")
+    rp.add_argument("--group-by", metavar="FIELD",
+                    help="with --human: summary-level correlations within groups of FIELD (as 'judgekit agree')")
+    rp.add_argument("--compare", type=Path, metavar="OTHER_RESULTS",
+                    help="another results file of the same answers (another judge, rubric version or date): the "
+                         "per-model differences OTHER - RESULTS, rank changes and the two runs' agreement go into "
+                         "the report (as 'judgekit compare RESULTS OTHER_RESULTS'; --json key 'comparison')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,10 +55,17 @@ def run(args: argparse.Namespace) -> int:
 
     rep = report(args.results, baseline=args.baseline, all_criteria=args.all_criteria, boot=args.boot,
                  seed=args.seed, json=args.json, markdown=args.markdown, html=args.html, responses=args.responses,
-                 rubric=args.rubric)
+                 rubric=args.rubric, human=args.human, criterion=args.criterion, raters=args.raters,
+                 group_by=args.group_by, compare=args.compare)
     out = stdout_console()
     for table in rep.tables():
         out.print(table)
+    if rep.agreement is not None:
+        for thing in rep.agreement.renderables():
+            out.print(thing)
+    if rep.comparison is not None:
+        for table in rep.comparison.tables():
+            out.print(table)
     if args.json is not None:
         out.print(f"report -> {args.json}")
     if args.markdown is not None:

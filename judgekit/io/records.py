@@ -87,6 +87,11 @@ class Judgment(BaseModel):
     and no ``passed``. NaN and infinities are refused everywhere. A missing or non-numeric score is an
     error, never a zero. ``truncated`` is True when a local judge scored a clipped text (the answer or
     reference did not fit its context).
+
+    How the scores were reduced (recorded by the runner where it matters; None in results files written before
+    judgekit recorded it, and where it does not matter): ``reduce`` is the ``--reduce`` of the samples (set
+    when the judgment has more than one sample), ``panel_reduce`` and ``panel_quorum`` are the
+    ``--panel-reduce`` and the quorum of a panel judgment (set on panel judgments only).
     """
 
     model_config = ConfigDict(allow_inf_nan=False)
@@ -117,6 +122,9 @@ class Judgment(BaseModel):
     calls: int = 0
     cached_calls: int = 0
     truncated: bool = False
+    reduce: str | None = None
+    panel_reduce: str | None = None
+    panel_quorum: int | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Judgment:

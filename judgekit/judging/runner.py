@@ -397,7 +397,7 @@ class Runner:
                 tokens_in=sum(u.tokens_in for u in units), tokens_out=sum(u.tokens_out for u in units),
                 cost=None if all(u.cost is None for u in units) else sum(u.cost or 0.0 for u in units),
                 latency_s=round(sum(u.latency_s for u in units), 6), calls=sum(u.calls for u in units),
-                cached_calls=sum(u.cached_calls for u in units))
+                cached_calls=sum(u.cached_calls for u in units), reduce=self.opt.reduce)  # several samples
         if not valid:
             reasons = sorted({s.reason or "" for s in samples})
             return Judgment(**fields, reason="; ".join(reasons))
@@ -441,7 +441,8 @@ class Runner:
                      tokens_in=sum(m.tokens_in for m in members), tokens_out=sum(m.tokens_out for m in members),
                      cost=None if all(m.cost is None for m in members) else sum(m.cost or 0 for m in members),
                      latency_s=sum(m.latency_s for m in members), calls=sum(m.calls for m in members),
-                     cached_calls=sum(m.cached_calls for m in members))
+                     cached_calls=sum(m.cached_calls for m in members), panel_reduce=self.opt.panel_reduce,
+                     panel_quorum=quorum)
         j.truncated = any(m.truncated for m in scored)
         failed_text = "; ".join(f"{m.judge} unscored ({m.reason})" for m in failed)
         if len(scored) < quorum:

@@ -6,8 +6,10 @@ Every piece of text that comes from the data (questions, references, answers, ra
 names, ids, reasons) goes through :func:`html.escape`, so an answer holding ``<script>`` shows as text.
 
 Sections: the leaderboard (:mod:`judgekit.reporting.leaderboard`), plots, breakdowns by category and by
-condition with the paired robustness rows, the judge card (what the results file knows of the judge) and an
-example browser (lowest-scored, most disputed and a seeded random sample). The numbers of the leaderboard
+condition with the paired robustness rows, the judge card (what the results file knows of the judge; with
+``--human``, its agreement with human ratings, see :mod:`judgekit.reporting.html_extra`), the comparison with
+another run (``--compare``) and an example browser (lowest-scored, most disputed and a seeded random sample).
+The numbers of the leaderboard
 carry ``data-field`` / ``data-value`` attributes holding the JSON values of ``Report.to_dict()["leaderboard"]``
 so that a reader (or a test) can check them against the JSON.
 """
@@ -47,6 +49,8 @@ dl.card dt{font-weight:600}dl.card dd{margin:0}details{border:1px solid #dde3ee;
 margin:.4rem 0;padding:.3rem .7rem}summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-word;
 background:#f6f8fb;padding:.5rem;border-radius:4px;margin:.2rem 0 .6rem;font-size:.88rem}
 img.ex{max-width:256px;max-height:256px;margin:.3rem .5rem .3rem 0;border:1px solid #dde3ee}
+h4{margin:1.2rem 0 .2rem}td.wrap{white-space:normal;min-width:12rem}
+th{white-space:normal;min-width:3rem}
 """
 
 
@@ -87,7 +91,9 @@ def _cell(field: str, value: Any, shown: str, *, text: bool = False) -> str:
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, text_columns: int = 1, attrs: str = "") -> str:
     """A table of already escaped cells (``<td>...`` strings or plain escaped text)."""
-    head = "".join(f'<th{" class=t" if i < text_columns else ""}>{_e(h)}</th>' for i, h in enumerate(header))
+    # headers wrap at spaces, and after the underscores of criterion names (technical_accuracy)
+    labels = [_e(h).replace("_", "_<wbr>").replace(" %", "&nbsp;%") for h in header]
+    head = "".join(f'<th{" class=t" if i < text_columns else ""}>{h}</th>' for i, h in enumerate(labels))
     body = []
     for row in rows:
         cells = [c if c.startswith("<td") else f'<td{" class=t" if i < text_columns else ""}>{c}</td>'
@@ -161,6 +167,12 @@ def _plots(rep: Any, rows: Sequence[Mapping[str, Any]]) -> str:
         if lines:
             figs.append(("Clean vs degraded: mean overall of the paired answers", plots.slopes(lines)))
         out += [f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>" for caption, svg in figs]
+    if getattr(rep, "agreement", None) is not None:
+        from judgekit.reporting.html_extra import agreement_figure
+
+        fig = agreement_figure(rep.agreement)
+        if fig is not None:
+            out.append(f'<figure class="heatmap">{fig[1]}<figcaption>{_e(fig[0])}</figcaption></figure>')
     out.append("</section>")
     return "".join(out)
 
@@ -259,7 +271,7 @@ def judge_card(judgments: Sequence[Judgment], rubric: Rubric | None = None) -> l
     samples = Counter(len(u.samples) for u in units)
     card.append(("samples per judgment", "; ".join(f"{k}: {v:,} judgment{'s' if v != 1 else ''}"
                                                   for k, v in sorted(samples.items()))))
-    card.append(("reduce", "not recorded in the results file (see the run's --reduce)"))
+    card += _reduce_lines(judgments, units)
     card.append(("judgekit version", f"{__version__} (this report)"))
     unscored = [j for j in judgments if j.status != "scored"]
     card.append(("unscored", f"{len(unscored):,} of {n:,} ({_pct(len(unscored) / n if n else math.nan)})"))
@@ -288,15 +300,43 @@ def judge_card(judgments: Sequence[Judgment], rubric: Rubric | None = None) -> l
     return card
 
 
+_NOT_RECORDED = "not recorded (results file written before judgekit recorded it)"
+
+
+def _reduce_lines(judgments: Sequence[Judgment], units: Sequence[Judgment]) -> list[tuple[str, str]]:
+    """The card's "reduce" line (how several samples of a judge were reduced: "mean over 5 samples") and, for
+    panels, its "panel" line ("mean of 3 judges, quorum 2"); "not recorded" for files written before judgekit
+    recorded them. One sample and no panel: nothing was reduced."""
+    multi = Counter((u.reduce, len(u.samples)) for u in units if len(u.samples) > 1)
+    if not multi:
+        lines = [("reduce", "one sample per judgment: nothing reduced")]
+    else:
+        lines = [("reduce", "; ".join((f"{how} over {k} samples" if how else f"{_NOT_RECORDED}, {k} samples")
+                                      + (f" ({v:,} judgments)" if len(multi) > 1 else "")
+                                      for (how, k), v in sorted(multi.items(), key=lambda kv: (-kv[1], str(kv[0])))))]
+    panels = Counter((j.panel_reduce, len(j.panel), j.panel_quorum) for j in judgments if j.panel)
+    if panels:
+        lines.append(("panel", "; ".join((f"{how} of {k} judges, quorum {q}" if how else f"{_NOT_RECORDED}, {k} judges")
+                                         + (f" ({v:,} judgments)" if len(panels) > 1 else "")
+                                         for (how, k, q), v in sorted(panels.items(), key=lambda kv: -kv[1]))))
+    return lines
+
+
 def _mean(xs: Sequence[float]) -> float:
     return math.fsum(xs) / len(xs) if xs else math.nan
 
 
-def _card(judgments: Sequence[Judgment], rubric: Rubric | None) -> str:
+def _card(judgments: Sequence[Judgment], rubric: Rubric | None, agreement: Any = None) -> str:
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in judge_card(judgments, rubric))
+    if agreement is None:
+        people = ('<p class="note">Agreement with people: not measured (pass human ratings: '
+                  '<code>judgekit report --human RATINGS</code>).</p>')
+    else:
+        from judgekit.reporting.html_extra import agreement_html
+
+        people = agreement_html(agreement, agreement.to_dict())
     return (f'<section id="judge"><h2>Judge card</h2><dl class="card">{items}</dl><p class="note">From what the '
-            f'results file records; bias probes and agreement with people are not part of this report yet.</p>'
-            f'</section>')
+            f'results file records; bias probes are not part of this report yet.</p>{people}</section>')
 
 
 def image_data_url(path: str | Path, side: int = IMAGE_SIDE) -> str | None:
@@ -387,6 +427,7 @@ def render(rep: Any, leaderboard: Sequence[Mapping[str, Any]], *, responses: Seq
     from judgekit import __version__
 
     js = rep.judgments
+    agreement, comparison = getattr(rep, "agreement", None), getattr(rep, "comparison", None)
     source = getattr(rep, "label", None) or rep.source or "judgments given in memory"
     scored = sum(j.status == "scored" for j in js)
     head = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -396,9 +437,16 @@ def render(rep: Any, leaderboard: Sequence[Mapping[str, Any]], *, responses: Seq
              f"{len({j.model for j in js}):,} models on {len({j.id for j in js}):,} questions; criteria "
              f"{_e(', '.join(rep.criteria))}.</p><nav><a href=\"#leaderboard\">Leaderboard</a><a href=\"#plots\">"
              f"Plots</a><a href=\"#breakdowns\">Breakdowns</a><a href=\"#judge\">Judge card</a>"
-             f"<a href=\"#examples\">Examples</a></nav></header>")
-    body = [_leaderboard(leaderboard, rep.criteria), _plots(rep, leaderboard), _breakdowns(rep), _card(js, rubric),
-            _examples(js, responses, rep.criteria, seed)]
+             + ('<a href="#agreement">Agreement</a>' if agreement is not None else "")
+             + ('<a href="#comparison">Comparison</a>' if comparison is not None else "")
+             + '<a href="#examples">Examples</a></nav></header>')
+    body = [_leaderboard(leaderboard, rep.criteria), _plots(rep, leaderboard), _breakdowns(rep),
+            _card(js, rubric, agreement)]
+    if comparison is not None:
+        from judgekit.reporting.html_extra import comparison_html
+
+        body.append(comparison_html(comparison.to_dict()))
+    body.append(_examples(js, responses, rep.criteria, seed))
     foot = (f'<footer><p class="note">Written by judgekit {_e(__version__)} (<code>judgekit report --html</code>); '
             f"a self-contained page: no script, nothing fetched.</p></footer></body></html>\n")
     return head + intro + "".join(body) + foot

@@ -113,3 +113,32 @@ def distributions(models: Sequence[str], values: Mapping[str, Sequence[float]]) 
         ax.invert_yaxis()
         ax.set_xlabel("overall score")
         return _svg(fig)
+
+
+def confusion(counts: Sequence[Sequence[int]], rows: Sequence[str], columns: Sequence[str], *,
+              ylabel: str = "human rating", xlabel: str = "judge score") -> str:
+    """A heatmap of ``counts[i][j]``: how many items have row label ``rows[i]`` (the human rating) and column
+    label ``columns[j]`` (the judge's score); each cell shows its count, the diagonal of equal labels is
+    outlined."""
+    import matplotlib
+    from matplotlib.patches import Rectangle
+
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        fig, ax = _figure(max(3.2, 0.55 * len(columns) + 1.6), max(2.6, 0.45 * len(rows) + 1.2))
+        top = max((c for row in counts for c in row), default=0)
+        ax.imshow([[float(c) for c in row] for row in counts], cmap="Blues", vmin=0, vmax=max(1, top),
+                  aspect="auto")
+        for i, row in enumerate(counts):
+            for j, c in enumerate(row):
+                ax.text(j, i, str(c), ha="center", va="center", fontsize=8,
+                        color="white" if top and c > 0.6 * top else "#1d2330")
+        for i, label in enumerate(rows):
+            if label in columns:
+                j = list(columns).index(label)
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.2, ec="#b3261e"))
+        ax.set_xticks(range(len(columns)), list(columns))
+        ax.set_yticks(range(len(rows)), list(rows))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.spines[:].set_visible(False)
+        return _svg(fig)
