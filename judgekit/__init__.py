@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 
 from judgekit import _compat
-from judgekit.api import Results, agree, compare, generate, judge, perturb, report
+from judgekit.api import Results, agree, compare, generate, judge, perturb, probe, report
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Item, Judgment, Response
 from judgekit.judging.rubric import Rubric, load_rubric
@@ -28,4 +28,4 @@ from judgekit.judging.rubric import Rubric, load_rubric
 _compat.install()  # the old flat import paths (judgekit.records, judgekit.runner, ...) for one release, deprecated
 
 __all__ = ["Item", "JudgekitError", "Judgment", "Response", "Results", "Rubric", "__version__", "agree", "compare",
-           "generate", "judge", "load_rubric", "perturb", "report"]
+           "generate", "judge", "load_rubric", "perturb", "probe", "report"]

@@ -37,6 +37,7 @@ class Report:
     label: str | None = None  # what the HTML page calls the judgments: the results file, or the Results' own file
     agreement: Any = None  # Agreement with human ratings (report(human=...)), else None
     comparison: Any = None  # judgekit.api.compare.Comparison with another run (report(compare=...)), else None
+    probes: dict[str, Any] | None = None  # the probes file of judgekit probe (report(probes=...)), else None
     _leaderboard: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -77,7 +78,8 @@ class Report:
                 "robustness": rows_to_dicts(self.robustness) if self.robustness else [],
                 "robustness_note": self.robustness_note, "leaderboard": self.leaderboard,
                 **({"agreement": self.agreement.to_dict()} if self.agreement is not None else {}),
-                **({"comparison": self.comparison.to_dict()} if self.comparison is not None else {})}
+                **({"comparison": self.comparison.to_dict()} if self.comparison is not None else {}),
+                **({"probes": self.probes} if self.probes is not None else {})}
 
     def pass_rate_table(self) -> Any:
         """The pass rates as the rich table ``judgekit report`` prints (Wilson and bootstrap 95% intervals)."""
@@ -113,6 +115,10 @@ class Report:
             text += f"\n## Agreement with human ratings ({self.agreement.human_file})\n\n" + "\n".join(
                 table_markdown(t) if not isinstance(t, str) else markup_plain(t) + "\n"
                 for t in self.agreement.renderables())
+        if self.probes is not None:
+            from judgekit.reporting.probes import probes_markdown
+
+            text += "\n#" + probes_markdown(self.probes)
         if self.comparison is not None:
             c = self.comparison
             text += (f"\n## Comparison with another run (A = {c.source_a}, B = {c.source_b})\n\n"
@@ -162,7 +168,7 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
            json: str | Path | None = None, markdown: str | Path | None = None, html: str | Path | None = None,
            responses: Any = None, rubric: Any = None, human: str | Path | None = None,
            criterion: str | Sequence[str] | None = None, raters: str | Sequence[str] | None = None,
-           group_by: str | None = None, compare: Any = None) -> Report:
+           group_by: str | None = None, compare: Any = None, probes: str | Path | None = None) -> Report:
     """The figures ``judgekit report`` prints for ``results`` (a results file, a :class:`~judgekit.api.Results`
     or a list of judgments).
 
@@ -180,8 +186,10 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     Markdown and the page's judge card. ``compare`` (another results file, :class:`~judgekit.api.Results` or
     list of judgments of the same answers) adds :func:`judgekit.api.compare.compare` with these judgments as run
     A and ``compare`` as run B (differences B - A) in :attr:`Report.comparison`, the JSON's ``"comparison"``
-    key (= ``judgekit compare --json``), the Markdown and the page. Both are computed before anything is
-    written: a bad ratings or results file raises and writes nothing.
+    key (= ``judgekit compare --json``), the Markdown and the page. ``probes`` (a probes file of ``judgekit
+    probe --out``) adds the judge's bias probes to :attr:`Report.probes`, the JSON's ``"probes"`` key (the file
+    as read), the Markdown and the judge card (flagged when measured on another judge or rubric). All are read
+    before anything is written: a bad ratings, results or probes file raises and writes nothing.
     """
     from judgekit.api.judging import Results
     from judgekit.io.dataio import atomic_write_json, atomic_write_text
@@ -215,6 +223,10 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
         rep.agreement = agree(judgments, human, criterion=criterion, raters=raters, group_by=group_by,
                               rubric=_rubric_arg(rubric, judgments), boot=boot, seed=seed)
         rep.agreement.judge_file = rep.label
+    if probes is not None:
+        from judgekit.reporting.probes import read_probes
+
+        rep.probes = read_probes(probes)
     if compare is not None:
         from judgekit.api.compare import compare as compare_runs
 

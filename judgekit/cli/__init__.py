@@ -1,6 +1,6 @@
 """The ``judgekit`` command: a thin layer that parses flags, calls the Python API (:mod:`judgekit.api`) and
 prints what it returns. One module per command (``judge``, ``report``, ``demo``, ``validate``, ``perturb``,
-``generate``, ``agree``, ``compare``, ``mcq``, ``rubric``, ``export``), each with ``add_parser(sub)`` and
+``generate``, ``agree``, ``compare``, ``probe``, ``mcq``, ``rubric``, ``export``), each with ``add_parser(sub)`` and
 ``run(args)``; what they share is in :mod:`judgekit.cli._common`.
 
 Exit codes: 0 done; 2 bad input or setup (the message names the file and line, the flag, or the cause - an
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from judgekit import __version__
-from judgekit.cli import agree, compare, demo, export, generate, judge, mcq, perturb, report, rubric, validate
+from judgekit.cli import agree, compare, demo, export, generate, judge, mcq, perturb, probe, report, rubric, validate
 from judgekit.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
@@ -36,7 +36,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INCOMPLETE", "EXIT_INTERR
 
 #: The commands in the order ``judgekit --help`` lists them.
 COMMANDS = {"judge": judge, "report": report, "demo": demo, "validate": validate, "perturb": perturb,
-            "generate": generate, "agree": agree, "compare": compare, "mcq": mcq, "rubric": rubric,
+            "generate": generate, "agree": agree, "compare": compare, "probe": probe, "mcq": mcq, "rubric": rubric,
             "export": export}
 
 

@@ -57,6 +57,56 @@ _positive = _number(0, above=True)
 _non_negative = _number(0)
 
 
+def add_judge_flags(j) -> None:  # type: ignore[no-untyped-def]
+    """The flags that say which judge to call and how (``judgekit judge`` and ``judgekit probe`` share them):
+    --judge, the local judge's options, the server, the client's limits and the sampling."""
+    j.add_argument("--judge", action="append", required=True, metavar="MODEL",
+                   help="judge model as a litellm provider string (openai/gpt-4o-mini, anthropic/..., "
+                        "ollama/...), or local/default (the embedded offline judge), local/PATH (a Hugging Face "
+                        "folder or .gguf file run in-process); repeat for a panel")
+    j.add_argument("--local-mode", choices=["likelihood", "rate"], default=None,
+                   help="local judges: likelihood (calibrated log-probabilities + reference signals; default for "
+                        "local/default) or rate (expected rubric digit, G-Eval style; default for other models)")
+    j.add_argument("--calibration", type=Path, metavar="JSON",
+                   help="local likelihood judges: calibration file (default: the shipped one)")
+    j.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="local judges: CPU threads (default: $JUDGEKIT_THREADS or all cores)")
+    j.add_argument("--api-base", action="append", metavar="URL",
+                   help="base URL of an OpenAI-compatible server (one for all judges, or one per --judge)")
+    j.add_argument("--backend", choices=["auto", "lean", "litellm"], default="auto",
+                   help="lean = pooled aiohttp client for OpenAI-compatible servers; auto picks lean when "
+                        "--api-base is given with an openai/ model (default: auto)")
+    j.add_argument("--api-key-env", metavar="VAR",
+                   help="name of the environment variable holding the API key (the key is never written)")
+    j.add_argument("--concurrency", type=_positive_int, default=16, help="calls in flight (default 16)")
+    j.add_argument("--samples", type=_positive_int, default=1, help="samples per judgment (default 1)")
+    j.add_argument("--reduce", choices=["mean", "median", "mode"], default="mean",
+                   help="how samples are reduced (default mean)")
+    j.add_argument("--reasks", type=_count, default=2,
+                   help="re-asks after an invalid reply before a sample is unscored (default 2)")
+    j.add_argument("--retries", type=_count, default=6,
+                   help="retries on 429/5xx/timeouts/dropped connections, with back-off (default 6)")
+    j.add_argument("--timeout", type=_positive, default=120.0, help="seconds per call (default 120)")
+    j.add_argument("--temperature", type=_non_negative, default=0.0, help="judge temperature (default 0)")
+    j.add_argument("--seed", type=int, default=0, help="judge seed; sample k uses seed+k (default 0)")
+    j.add_argument("--max-tokens", type=_positive_int, default=512, help="max tokens of a judge reply (default 512)")
+    j.add_argument("--response-format", choices=["auto", "json_schema", "json_object_schema", "json_object", "none"],
+                   default="auto",
+                   help="constrain the reply with the rubric's JSON schema: json_schema (OpenAI form), "
+                        "json_object_schema (llama-cpp-python's form); auto tries them in that order, then "
+                        "none, as the server rejects them (default auto)")
+    j.add_argument("--no-images", action="store_true", help="do not attach images to the judge prompt")
+    j.add_argument("--rpm", type=_positive, help="requests per minute limit (per run)")
+    j.add_argument("--tpm", type=_positive, help="tokens per minute limit (per run, estimated before each call)")
+    j.add_argument("--max-cost", type=_positive, metavar="USD", help="stop starting new calls once spent")
+    j.add_argument("--price-in", type=_non_negative, metavar="USD_PER_M", help="price per million input tokens")
+    j.add_argument("--price-out", type=_non_negative, metavar="USD_PER_M", help="price per million output tokens")
+    j.add_argument("--panel-reduce", choices=["mean", "median", "mode"], default="mean",
+                   help="how a panel's judgments are combined (default mean)")
+    j.add_argument("--panel-quorum", type=_positive_int,
+                   help="judges that must score for a panel verdict (default: a majority)")
+
+
 def stdout_console():  # type: ignore[no-untyped-def]
     """The console for results: the terminal's width, or 200 columns when the output is piped."""
     from rich.console import Console

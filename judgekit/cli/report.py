@@ -44,6 +44,9 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument("--raters", metavar="COLS", help="with --human, wide tables: the rater columns, comma-separated")
     rp.add_argument("--group-by", metavar="FIELD",
                     help="with --human: summary-level correlations within groups of FIELD (as 'judgekit agree')")
+    rp.add_argument("--probes", type=Path, metavar="PROBES.json",
+                    help="the bias probes of the judge (written by 'judgekit probe --out'): shown in the judge card "
+                         "of --html, in --markdown and under the key 'probes' of --json")
     rp.add_argument("--compare", type=Path, metavar="OTHER_RESULTS",
                     help="another results file of the same answers (another judge, rubric version or date): the "
                          "per-model differences OTHER - RESULTS, rank changes and the two runs' agreement go into "
@@ -56,13 +59,17 @@ def run(args: argparse.Namespace) -> int:
     rep = report(args.results, baseline=args.baseline, all_criteria=args.all_criteria, boot=args.boot,
                  seed=args.seed, json=args.json, markdown=args.markdown, html=args.html, responses=args.responses,
                  rubric=args.rubric, human=args.human, criterion=args.criterion, raters=args.raters,
-                 group_by=args.group_by, compare=args.compare)
+                 group_by=args.group_by, compare=args.compare, probes=args.probes)
     out = stdout_console()
     for table in rep.tables():
         out.print(table)
     if rep.agreement is not None:
         for thing in rep.agreement.renderables():
             out.print(thing)
+    if rep.probes is not None:
+        from judgekit.reporting.probes import probe_table
+
+        out.print(probe_table(rep.probes))
     if rep.comparison is not None:
         for table in rep.comparison.tables():
             out.print(table)

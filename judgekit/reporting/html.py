@@ -326,7 +326,8 @@ def _mean(xs: Sequence[float]) -> float:
     return math.fsum(xs) / len(xs) if xs else math.nan
 
 
-def _card(judgments: Sequence[Judgment], rubric: Rubric | None, agreement: Any = None) -> str:
+def _card(judgments: Sequence[Judgment], rubric: Rubric | None, agreement: Any = None,
+          probes: Mapping[str, Any] | None = None) -> str:
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in judge_card(judgments, rubric))
     if agreement is None:
         people = ('<p class="note">Agreement with people: not measured (pass human ratings: '
@@ -335,8 +336,17 @@ def _card(judgments: Sequence[Judgment], rubric: Rubric | None, agreement: Any =
         from judgekit.reporting.html_extra import agreement_html
 
         people = agreement_html(agreement, agreement.to_dict())
+    if probes is None:
+        bias = ('<p class="note">Bias probes: not measured (run <code>judgekit probe RESPONSES --rubric R --judge J '
+                '--out PROBES.json</code> and pass <code>--probes PROBES.json</code>).</p>')
+    else:
+        from judgekit.reporting.probes import probes_html
+
+        recorded = {(j.rubric, j.rubric_version) for j in judgments}
+        bias = probes_html(probes, judges=sorted({j.judge for j in judgments}),
+                           rubric=recorded.pop() if len(recorded) == 1 else None)
     return (f'<section id="judge"><h2>Judge card</h2><dl class="card">{items}</dl><p class="note">From what the '
-            f'results file records; bias probes are not part of this report yet.</p>{people}</section>')
+            f'results file records.</p>{bias}{people}</section>')
 
 
 def image_data_url(path: str | Path, side: int = IMAGE_SIDE) -> str | None:
@@ -428,6 +438,7 @@ def render(rep: Any, leaderboard: Sequence[Mapping[str, Any]], *, responses: Seq
 
     js = rep.judgments
     agreement, comparison = getattr(rep, "agreement", None), getattr(rep, "comparison", None)
+    probes = getattr(rep, "probes", None)
     source = getattr(rep, "label", None) or rep.source or "judgments given in memory"
     scored = sum(j.status == "scored" for j in js)
     head = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -437,11 +448,12 @@ def render(rep: Any, leaderboard: Sequence[Mapping[str, Any]], *, responses: Seq
              f"{len({j.model for j in js}):,} models on {len({j.id for j in js}):,} questions; criteria "
              f"{_e(', '.join(rep.criteria))}.</p><nav><a href=\"#leaderboard\">Leaderboard</a><a href=\"#plots\">"
              f"Plots</a><a href=\"#breakdowns\">Breakdowns</a><a href=\"#judge\">Judge card</a>"
+             + ('<a href="#probes">Bias probes</a>' if probes is not None else "")
              + ('<a href="#agreement">Agreement</a>' if agreement is not None else "")
              + ('<a href="#comparison">Comparison</a>' if comparison is not None else "")
              + '<a href="#examples">Examples</a></nav></header>')
     body = [_leaderboard(leaderboard, rep.criteria), _plots(rep, leaderboard), _breakdowns(rep),
-            _card(js, rubric, agreement)]
+            _card(js, rubric, agreement, probes)]
     if comparison is not None:
         from judgekit.reporting.html_extra import comparison_html
 

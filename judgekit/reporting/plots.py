@@ -142,3 +142,23 @@ def confusion(counts: Sequence[Sequence[int]], rows: Sequence[str], columns: Seq
         ax.set_ylabel(ylabel)
         ax.spines[:].set_visible(False)
         return _svg(fig)
+
+
+def shifts(labels: Sequence[str], values: Sequence[float], lows: Sequence[float], highs: Sequence[float], *,
+           xlabel: str = "shift of overall (probe - unchanged)") -> str:
+    """A forest plot: each probe's shift (a dot) with its interval (a bar), a line at 0 (no bias). A nan shift
+    or bound is drawn without it."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig, ax = _figure(6.0, _height(len(labels)))
+        ys = list(range(len(labels)))
+        clean = [0.0 if math.isnan(v) else v for v in values]
+        err = [[max(0.0, v - lo) if not math.isnan(lo) else 0.0 for v, lo in zip(clean, lows, strict=True)],
+               [max(0.0, hi - v) if not math.isnan(hi) else 0.0 for v, hi in zip(clean, highs, strict=True)]]
+        ax.axvline(0.0, color="#888", lw=1)
+        ax.errorbar(clean, ys, xerr=err, fmt="o", capsize=4, color="#b3261e")
+        ax.set_yticks(ys, list(labels))
+        ax.invert_yaxis()
+        ax.set_xlabel(xlabel)
+        return _svg(fig)
