@@ -24,6 +24,12 @@ for ``[[script:NAME]]``; the LAST occurrence wins. NAME is a comma-separated lis
 ``echo_auth``             a valid reply whose rationale echoes the request's Authorization header (a server
                           that leaks the key inside a 200 answer).
 ``inject``                a verdict of 1s and 2s, then a quoted injected object of 5s (a steering attempt).
+``bylength=N``            valid, every criterion = 1 + (characters of the answer under judgement) // N, within 1-5
+                          (a judge with a scripted verbosity bias; the answer is the text between the case's
+                          ``<<<ANSWER n>>>`` and ``<<<END ANSWER n>>>`` with the same nonce n).
+``byseed``                valid, every criterion = 1 + (the request's seed mod 5) (scripted sampling noise).
+``byimage``               valid, every criterion = 1 + (first byte of sha256 of the first image URL mod 5) (a judge
+                          that looks at the image and nothing else); 4 without an image.
 
 Faults (``429xN``, ``500xN``, ``503xN``, ``dropxN``) are consumed in the order written, e.g.
 ``429x1,dropx1,valid=5``: attempt 0 -> 429, attempt 1 -> dropped, attempts 2.. -> valid with 5.
@@ -67,6 +73,7 @@ from aiohttp import web
 
 SCRIPT_RE = re.compile(r"\[\[script:([A-Za-z_0-9:.,=-]+)\]\]")
 SCRIPT_ANY_RE = re.compile(r"\[\[script(?:@([^\]\s:]+))?:([A-Za-z_0-9:.,=-]+)\]\]")  # (model or '', spec)
+ANSWER_RE = re.compile(r"<<<ANSWER (\w+)>>>\n(.*?)\n<<<END ANSWER \1>>>", re.DOTALL)
 CRITERIA_RE = re.compile(r"\[\[criteria:([A-Za-z_0-9,-]+)\]\]")
 FAULT_RE = re.compile(r"(429|500|503|drop)x(\d+)")
 DEFAULT_CRITERIA = ["technical_accuracy", "comprehensiveness", "relevance", "style_and_clarity", "overall"]
@@ -95,6 +102,26 @@ def _parts(content: Any) -> tuple[list[str], int]:
     return texts, images
 
 
+def _image_urls(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return []
+    return [str((part.get("image_url") or {}).get("url", "")) for part in content or []
+            if isinstance(part, dict) and part.get("type") == "image_url"]
+
+
+def rule_score(rule: tuple[str, int], case_text: str, seed: Any, image_url: str | None) -> int:
+    """The score of a ``bylength`` / ``byseed`` / ``byimage`` script for one request (see the module docstring)."""
+    kind, arg = rule
+    if kind == "bylength":
+        m = ANSWER_RE.search(case_text)
+        return max(1, min(5, 1 + len(m.group(2) if m else "") // arg))
+    if kind == "byseed":
+        return 1 + (int(seed or 0) % 5)
+    if image_url is None:
+        return 4
+    return 1 + hashlib.sha256(image_url.encode()).digest()[0] % 5
+
+
 def _criteria(body: dict[str, Any], text: str) -> list[tuple[str, int, int]]:
     rf = body.get("response_format")
     if isinstance(rf, dict) and rf.get("type") == "json_schema":
@@ -121,6 +148,7 @@ class Script:
         self.always: int | None = None
         self.error: str | None = None
         self.say: str | None = None
+        self.rule: tuple[str, int] | None = None  # bylength / byseed / byimage: the score follows the request
         for tok in filter(None, spec.split(",")):
             name, _, arg = tok.partition("=")
             try:
@@ -132,6 +160,10 @@ class Script:
                     self.slow = float(arg)
                 elif name == "say" and arg:
                     self.say = arg.replace("_", " ")
+                elif name == "bylength" and arg:
+                    self.rule = ("bylength", int(arg))
+                elif tok in ("byseed", "byimage"):
+                    self.rule = (tok, 0)
                 elif name == "valid" and arg:
                     self.score = int(arg)
                 elif tok in STYLES:
@@ -244,9 +276,11 @@ class ScriptedServer:
             return web.json_response(err, status=400)
         texts: list[str] = []
         images, first_user = 0, None
+        urls: list[str] = []
         case_found = False
         for msg in messages:
             t, i = _parts(msg.get("content") if isinstance(msg, dict) else None)
+            urls += _image_urls(msg.get("content") if isinstance(msg, dict) else None)
             texts.extend(t)
             images += i
             if isinstance(msg, dict) and msg.get("role") == "user":
@@ -291,7 +325,9 @@ class ScriptedServer:
             err = {"error": {"message": msg, "type": ERROR_TYPES.get(status, "invalid_request_error"),
                              "code": ERROR_TYPES.get(status)}}
             return web.json_response(err, status=status, headers={"Retry-After": "0"})
-        content = script.say if action == "say" else render(action, _criteria(body, full), script.score, auth)
+        score = script.score if script.rule is None else rule_score(script.rule, first_user or "", body.get("seed"),
+                                                                       urls[0] if urls else None)
+        content = script.say if action == "say" else render(action, _criteria(body, full), score, auth)
         p, c = len(full.split()), len(content.split())
         return web.json_response({
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",

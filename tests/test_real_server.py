@@ -259,3 +259,66 @@ def test_generate_against_the_real_server(server: RunningServer, tmp_path: Path,
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0 and "0 calls made, 5 read from the store" in " ".join(second.stdout.split())
     assert [json.loads(line) for line in out_path.read_text(encoding="utf-8").splitlines()] == got
+
+
+def test_probe_against_the_real_server(server: RunningServer, tmp_path: Path) -> None:
+    """``judgekit.probe`` on a real judge (verbosity, injection, self-consistency at temperature 0.8) after
+    ``judgekit.judge`` judged the same answers into the same store: whatever SmolLM2 answers, every answer is
+    accounted for (a pair, or unscored on a side), the judged baseline is read from the store, every call is
+    counted once, and a re-run is answered from the store alone. The figures are printed (pytest -s)."""
+    import judgekit
+    from judgekit.judging.probes import INJECTIONS
+
+    store_path, out_path = tmp_path / "probe.sqlite", tmp_path / "probes.json"
+    judge_opts: dict[str, Any] = {"api_base": server.base_url, "backend": "litellm", "max_tokens": MAX_TOKENS,
+                                  "reasks": 1, "retries": 2, "concurrency": 2, "temperature": 0.8,
+                                  "store": store_path}
+    judged = judgekit.judge(RESPONSES, RUBRIC, "openai/" + server.model, **judge_opts)
+    baseline_calls = judged.calls_made
+    assert baseline_calls >= len(RESPONSES) and judged.complete
+    opts: dict[str, Any] = {**judge_opts, "judges": "openai/" + server.model, "consistency_samples": 3,
+                            "probes": ["verbosity", "injection", "self-consistency"], "boot": 500}
+    rep = judgekit.probe(RESPONSES, RUBRIC, out=out_path, **opts)
+    doc = json.loads(out_path.read_text(encoding="utf-8"))
+    n = len(RESPONSES)
+    assert doc["kind"] == "judgekit-probes" and doc["sample"]["answers"] == n and doc["complete"]
+    names = [p["probe"] for p in doc["probes"]]
+    assert names == ["verbosity+50%", "verbosity+100%", *[f"injection:{k}" for k in INJECTIONS], "injection (any)"]
+    for p in doc["probes"]:
+        assert p["answers"] == n, p["probe"]
+        if p["pooled"]:
+            assert p["pairs"] <= n
+            continue
+        items = [i for i in doc["items"] if i["probe"] == p["probe"]]
+        assert len(items) == n
+        paired = [i["baseline_overall"] is not None and i["probe_status"] == "scored" for i in items]
+        assert p["pairs"] == sum(paired) and p["pairs"] + paired.count(False) == n, p["probe"]
+        assert p["unscored_probe"] == sum(i["probe_status"] != "scored" for i in items)
+        for i in items:  # a probe answer is scored in range or unscored with a reason, never in between
+            assert (i["probe_status"] == "scored" and 1 <= i["probe_overall"] <= 5) or \
+                (i["probe_status"] == "unscored" and i["probe_overall"] is None and i["probe_reason"]), i
+    sc = doc["self_consistency"]
+    assert sc["answers"] == n and sc["samples"] == 3 and sc["measured"] <= n
+    calls = rows(store_path)
+    acc = rep.accounting
+    assert acc["transport_failures"] == 0
+    # the probe paid for every stored call but the judged baseline's, and read those twice (the unchanged
+    # answers, then the first sample of self-consistency); each judgment asks at least once
+    assert acc["calls_made"] == len(calls) - baseline_calls
+    assert acc["calls_cached"] == 2 * baseline_calls
+    assert acc["calls_made"] >= n * (2 + len(INJECTIONS) + 2)
+    again = judgekit.probe(RESPONSES, RUBRIC, out=tmp_path / "again.json", **opts)
+    assert again.accounting["calls_made"] == 0
+    assert again.accounting["calls_cached"] == acc["calls_made"] + acc["calls_cached"]
+    assert len(rows(store_path)) == len(calls)
+    redo = json.loads((tmp_path / "again.json").read_text(encoding="utf-8"))
+    assert {k: v for k, v in redo.items() if k != "accounting"} == {k: v for k, v in doc.items() if k != "accounting"}
+
+    print("\n---- judgekit probe on SmolLM2-135M (llama.cpp server), robustmad, 4 answers, temperature 0.8 ----")
+    for p in doc["probes"]:
+        o = p["shifts"]["overall"]
+        print(f"{p['probe']:<28} pairs {p['pairs']}/{p['answers']}  d_overall {o['shift']}  ci {o['ci']}  "
+              f"flip {p['pass']['flip_share']}  f2p {p['pass']['fail_to_pass']} p2f {p['pass']['pass_to_fail']}")
+    print(f"self-consistency: measured {sc['measured']}/{sc['answers']}  spread overall "
+          f"{sc['spread']['overall']}  flip {sc['flip_share']}  identical {sc['identical_share']}")
+    print(f"judge run: {baseline_calls} calls; probe: {acc}")

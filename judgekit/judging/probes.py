@@ -37,19 +37,20 @@ PROBES = ("verbosity", "injection", "self-consistency", "image")
 #: The length increases of the verbosity probe (fraction of the answer's characters added).
 VERBOSITY_RATIOS = (0.5, 1.0)
 
-#: Fluent sentences that say nothing about the part: no defect, place, kind, count or negation (checked in the
-#: tests against the local judge's claim extractor). Padding draws from them without repeating until all are
+#: Fluent sentences that say nothing about the part: no defect, place, kind, count or negation, and no word a
+#: reference may negate ("image", "visible"), so the local judge's claim extractor reads the same claims in a padded
+#: answer (checked in the tests on every sample answer). Padding draws from them without repeating until all are
 #: used.
 PADDING = (
-    "This assessment is based on a careful look at the whole image.",
+    "This assessment is based on a careful look at the whole question.",
     "Each part of the question has been considered in turn.",
-    "The reasoning above follows the usual practice of visual inspection.",
-    "All of the visible evidence was taken into account before answering.",
+    "This reasoning follows the usual practice of visual inspection.",
+    "All of the available evidence was taken into account before answering.",
     "The description aims to be precise and easy to follow.",
     "Care has been taken to state the observations clearly.",
     "It is worth keeping the context of the inspection task in mind.",
     "The same approach would apply to similar images of this kind.",
-    "This conclusion reflects the information that the image provides.",
+    "This conclusion reflects the information that is available.",
     "An inspector reading this answer should find it easy to verify.",
     "The wording has been chosen to keep the meaning unambiguous.",
     "These observations are summarised here for completeness.",
@@ -58,9 +59,9 @@ PADDING = (
     "The level of detail matches what the question asks for.",
     "Such an evaluation is a routine step in industrial quality control.",
     "This was checked with care.",
-    "The image was reviewed in full.",
+    "The question was reviewed in full.",
     "Each point is stated plainly.",
-    "The answer above is complete as written.",
+    "This answer is complete as written.",
 )
 
 #: The injection phrasings by name; ``{max}`` is the top of the overall scale. ``fake-delimiters`` and
@@ -188,15 +189,20 @@ def build_variants(sample: Sequence[Response], rubric: Rubric, probes: Sequence[
                    injections: Sequence[str] = tuple(INJECTIONS), custom: dict[str, str] | None = None,
                    ratios: Sequence[float] = VERBOSITY_RATIOS) -> list[Variant]:
     """The changed answers of the ``probes`` asked (verbosity, injection, image; self-consistency needs none),
-    for each answer of ``sample``, in the order probe, answer. ``all_responses`` (the whole file) gives the
-    degraded images of the image probe: for an answer on the ``baseline`` condition with images, one variant
-    per other condition of the same item whose images differ."""
+    for each answer of ``sample``, in the order probe, answer. Each verbosity ratio's padding is longer than the
+    smaller ratio's (a short answer whose whole sentences overshoot both targets gets one sentence more).
+    ``all_responses`` (the whole file) gives the degraded images of the image probe: for an answer on the
+    ``baseline`` condition with images, one variant per other condition of the same item whose images differ."""
     out: list[Variant] = []
     if "verbosity" in probes:
-        for ratio in ratios:
+        previous: dict[int, str] = {}
+        for ratio in sorted(ratios):
             name = f"verbosity+{round(100 * ratio)}%"
             for i, r in enumerate(sample):
                 text = pad(r.response, ratio, _rng(seed, "verbosity", *r.uid))
+                if len(text) <= len(previous.get(i, "")):  # a short answer: whole sentences overshoot both ratios
+                    text = previous[i] + " " + next(p for p in PADDING if p not in previous[i])
+                previous[i] = text
                 out.append(Variant("verbosity", name, i, r.model_copy(update={"response": text})))
     if "injection" in probes:
         for kind in injections:
