@@ -307,3 +307,21 @@ def test_pyproject_lists_every_package():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "judgekit").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+def test_human_study_is_reached_only_lazily_from_the_study_command() -> None:
+    """judgekit never imports ``human_study`` (the study's web app and its extra's packages) but from
+    ``judgekit/cli/study.py``, inside its functions; ``human_study`` imports judgekit, never its CLI or API."""
+    found = []
+    for name in _modules():
+        for node, lazy, _tc in _walk(_tree(name)):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(m == "human_study" or m.startswith("human_study.") for m in mods):
+                found.append((name, node.lineno, lazy))  # type: ignore[attr-defined]
+    assert found and all(name == "judgekit.cli.study" and lazy for name, _line, lazy in found), found
+    for path in sorted((ROOT / "human_study").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                assert not node.module.startswith(("judgekit.cli", "judgekit.api")), (path.name, node.module)

@@ -1,7 +1,7 @@
 """The ``judgekit`` command: a thin layer that parses flags, calls the Python API (:mod:`judgekit.api`) and
 prints what it returns. One module per command (``judge``, ``report``, ``demo``, ``validate``, ``perturb``,
-``generate``, ``agree``, ``compare``, ``probe``, ``mcq``, ``rubric``, ``export``), each with ``add_parser(sub)`` and
-``run(args)``; what they share is in :mod:`judgekit.cli._common`.
+``generate``, ``agree``, ``compare``, ``study``, ``probe``, ``mcq``, ``rubric``, ``export``), each with
+``add_parser(sub)`` and ``run(args)``; what they share is in :mod:`judgekit.cli._common`.
 
 Exit codes: 0 done; 2 bad input or setup (the message names the file and line, the flag, or the cause - an
 unknown provider, a refused key, a server that does not answer; nothing is written); 3 incomplete (the cost
@@ -19,7 +19,21 @@ import sys
 from collections.abc import Sequence
 
 from judgekit import __version__
-from judgekit.cli import agree, compare, demo, export, generate, judge, mcq, perturb, probe, report, rubric, validate
+from judgekit.cli import (
+    agree,
+    compare,
+    demo,
+    export,
+    generate,
+    judge,
+    mcq,
+    perturb,
+    probe,
+    report,
+    rubric,
+    study,
+    validate,
+)
 from judgekit.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
@@ -36,8 +50,8 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INCOMPLETE", "EXIT_INTERR
 
 #: The commands in the order ``judgekit --help`` lists them.
 COMMANDS = {"judge": judge, "report": report, "demo": demo, "validate": validate, "perturb": perturb,
-            "generate": generate, "agree": agree, "compare": compare, "probe": probe, "mcq": mcq, "rubric": rubric,
-            "export": export}
+            "generate": generate, "agree": agree, "compare": compare, "study": study, "probe": probe, "mcq": mcq,
+            "rubric": rubric,            "export": export}
 
 
 def _build_parser() -> argparse.ArgumentParser:
