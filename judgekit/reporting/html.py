@@ -112,7 +112,7 @@ def _leaderboard(rows: Sequence[Mapping[str, Any]], criteria: Sequence[str]) -> 
         mine = [r for r in rows if r["judge"] == judge]
         out.append(f"<h3>Judge: {_e(judge)}</h3>")
         header = ["rank", "rank range", "model", "pass rate", "Wilson 95 %", "bootstrap 95 %", "mean overall",
-                  "overall 95 %", "rank by overall", *criteria, "scored", "unscored"]
+                  "overall 95 %", "rank by overall", *criteria, "scored", "unscored", "USD / 1,000", "judge s / 1,000"]
         body = []
         for r in mine:
             body.append([
@@ -128,7 +128,10 @@ def _leaderboard(rows: Sequence[Mapping[str, Any]], criteria: Sequence[str]) -> 
                 _cell("overall_rank_range", [r["overall_rank"], r["overall_rank_low"], r["overall_rank_high"]],
                       _rank_text(r["overall_rank"], r["overall_rank_low"], r["overall_rank_high"])),
                 *[_cell(f"means.{c}", r["means"].get(c), _num(r["means"].get(c))) for c in criteria],
-                _cell("scored", r["scored"], str(r["scored"])), _cell("unscored", r["unscored"], str(r["unscored"]))])
+                _cell("scored", r["scored"], str(r["scored"])), _cell("unscored", r["unscored"], str(r["unscored"])),
+                _cell("cost_per_1000", r["cost_per_1000"],
+                      "-" if r["cost_per_1000"] is None else f"{r['cost_per_1000']:.4f}"),
+                _cell("judge_s_per_1000", r["judge_s_per_1000"], _num(r["judge_s_per_1000"], 1))])
         out.append(_table(header, body, text_columns=0, attrs=f' class="leaderboard" data-judge="{_e(judge)}"'))
     n = rows[0]["n_resamples"] if rows else 0
     out.append(f'<p class="note">Ranked by pass rate (passed / scored; unscored judgments are counted, never '
@@ -137,7 +140,9 @@ def _leaderboard(rows: Sequence[Mapping[str, Any]], criteria: Sequence[str]) -> 
                f'of the items (the same resample for every model); overlapping ranges are not told apart by the '
                f'data. Intervals: Wilson score and percentile bootstrap, 95 %. Means are over scored judgments; '
                f'"overall 95 %" is the percentile interval of the mean overall over the same resamples, and "rank by '
-               f'overall" ranks by mean overall with its range in brackets. Several conditions are pooled.</p>'
+               f'overall" ranks by mean overall with its range in brackets. USD and judge seconds per 1,000 '
+               f'judgments of the model: the priced judgments\' cost and the judge calls\' time (a self-hosted judge '
+               f'has no price). Several conditions are pooled.</p>'
                f'</section>')
     return "".join(out)
 

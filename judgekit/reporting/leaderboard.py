@@ -26,8 +26,12 @@ def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_res
     over scored judgments, with ``mean_overall_ci`` (percentile interval of the mean over the same item
     resamples) and the rank by mean overall with its range (``overall_rank``, ``overall_rank_low``,
     ``overall_rank_high``; :func:`judgekit.stats.ranks.mean_rank_ranges`); counts ``n``, ``scored``, ``unscored``,
-    ``passed``. Several conditions are pooled.
+    ``passed``; ``cost_per_1000`` (USD per 1,000 judgments of the model, over those with a price; None when none
+    has one) and ``judge_s_per_1000`` (seconds of judge calls per 1,000 judgments: the mean of ``latency_s`` x
+    1,000; answers read from the store count their stored latency). Several conditions are pooled.
     """
+    import math
+
     from judgekit.stats.aggregate import summarize
     from judgekit.stats.passrate import json_ready, pass_rates
     from judgekit.stats.ranks import mean_rank_ranges, pass_matrix, rank_ranges, score_matrix
@@ -45,6 +49,8 @@ def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_res
         order = sorted(range(len(models)), key=lambda i: (int(ranks.rank[i]), models[i]))
         for i in order:
             r, s = rates[models[i]], sums[models[i]]
+            mine = [j for j in js if j.model == models[i]]
+            costs = [j.cost for j in mine if j.cost is not None]
             rows.append(json_ready({
                 "judge": judge, "model": models[i], "rank": int(ranks.rank[i]), "rank_low": int(ranks.low[i]),
                 "rank_high": int(ranks.high[i]), "n": r.n, "scored": r.scored, "unscored": r.unscored,
@@ -54,5 +60,7 @@ def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_res
                 "overall_rank": int(by_mean.rank[i]), "overall_rank_low": int(by_mean.low[i]),
                 "overall_rank_high": int(by_mean.high[i]),
                 "means": {c: s.means.get(c, float("nan")) for c in criteria},
+                "cost_per_1000": 1000 * math.fsum(costs) / len(costs) if costs else None,
+                "judge_s_per_1000": 1000 * math.fsum(j.latency_s for j in mine) / len(mine),
                 "n_resamples": n_resamples}))
     return rows
