@@ -46,6 +46,11 @@ Criteria come from ``response_format`` (``json_schema.schema.properties``, every
 ``integer`` with its ``minimum``/``maximum``); otherwise from a ``[[criteria:a,b,c]]`` directive
 (scale 1-5); otherwise the five defaults below. Valid replies add ``"rationale": "scripted"``.
 
+Whole-server faults (several servers behind one judge): ``ScriptedServer(fail_all=503)`` answers every request
+with that HTTP status (``fail_all="drop"``: closes every connection without a response), whatever the script;
+``ScriptedServer(max_concurrency=N)`` serves at most N requests at a time (the others queue, as on a GPU server
+with N slots); ``.set_fail_all(...)`` changes the fault while running.
+
 Authentication: ``ScriptedServer(api_key=KEY)`` answers HTTP 401 unless the request carries
 ``Authorization: Bearer KEY``. The log records only whether the header was present (``has_auth``) and,
 with ``api_key`` set, whether it matched (``auth_ok``); never the header's value.
@@ -220,10 +225,13 @@ class ScriptedServer:
 
     def __init__(
         self, latency: float = 0.0, log_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 0,
-        api_key: str | None = None,
+        api_key: str | None = None, fail_all: int | str | None = None, max_concurrency: int | None = None,
     ) -> None:
         self.latency = latency
         self.api_key = api_key
+        self.fail_all = fail_all
+        self.max_concurrency = max_concurrency
+        self._slots: asyncio.Semaphore | None = None
         self.host, self.port = host, port
         self.log_path = Path(log_path) if log_path else None
         self._lock = threading.Lock()
@@ -259,6 +267,10 @@ class ScriptedServer:
         with self._lock:
             return self._counts.get(key_for(first_user_text), 0)
 
+    def set_fail_all(self, fault: int | str | None) -> None:
+        """From now on answer every request with HTTP ``fault`` (``"drop"``: no response; None: normally)."""
+        self.fail_all = fault
+
     def reset(self) -> None:
         with self._lock:
             self._log.clear()
@@ -266,6 +278,12 @@ class ScriptedServer:
 
     # ---- HTTP handlers ----
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if self._slots is None:
+            return await self._chat_one(request)
+        async with self._slots:
+            return await self._chat_one(request)
+
+    async def _chat_one(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await request.json()
             messages = body["messages"]
@@ -301,6 +319,8 @@ class ScriptedServer:
             attempt = self._counts.get(key, 0)
             self._counts[key] = attempt + 1
             action, status = ("error", 401) if auth_ok is False else script.decide(attempt)
+            if self.fail_all is not None:
+                action, status = ("drop", 0) if self.fail_all == "drop" else ("error", int(self.fail_all))
             entry = {
                 "key": key, "script": script.spec, "status": status, "attempt": attempt,
                 "n_messages": len(messages), "time": time.time(), "model": model,
@@ -347,6 +367,8 @@ class ScriptedServer:
     # ---- lifecycle ----
     async def start_async(self) -> None:
         """Start serving on the running event loop."""
+        if self.max_concurrency:
+            self._slots = asyncio.Semaphore(self.max_concurrency)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)

@@ -314,15 +314,36 @@ def local_spec(model: str, mode: str | None, calibration: str | Path | None, thr
 def judge_specs(judges: Sequence[str], *, api_base: Sequence[str], backend: str, temperature: float, seed: int,
                 max_tokens: int, timeout: float, response_format: str, no_images: bool, api_key_env: str | None,
                 price_in: float | None, price_out: float | None, local_mode: str | None,
-                calibration: str | Path | None, threads: int | None) -> list[JudgeSpec]:
+                calibration: str | Path | None, threads: int | None,
+                deployments: str | Path | Sequence[Any] | None = None) -> list[JudgeSpec]:
     """One checked JudgeSpec per judge: a local judge's packages, a litellm provider's key, the environment
-    variable of the key, all before anything is written."""
+    variable of the key, all before anything is written.
+
+    Servers: with several judges (a panel), ``api_base`` is one URL for all or one per judge. With ONE judge,
+    several ``api_base`` URLs, or ``deployments`` (a YAML file or a list, see
+    :func:`judgekit.judging.backends.servers.deployments_of`), are several servers of that judge: each call goes
+    to the least busy healthy one (:mod:`judgekit.judging.backends.servers`)."""
     from judgekit.judging.backends import JudgeSpec
+    from judgekit.judging.backends.servers import check_distinct, deployment_of, deployments_of
 
     bases = list(api_base)
+    servers: list[Any] = []
+    if deployments is not None:
+        if bases:
+            raise JudgekitError("give the servers with --api-base or with --deployments, not both",
+                                field="--deployments")
+        if len(judges) != 1:
+            raise JudgekitError(f"--deployments lists the servers of one judge, but {len(judges)} --judge are given",
+                                field="--deployments")
+        servers = deployments_of(deployments)
+        bases = [servers[0].api_base]
+    elif len(judges) == 1 and len(bases) > 1:  # one judge, several servers of it
+        servers = [deployment_of(b, f"--api-base {i + 1}") for i, b in enumerate(bases)]
+        check_distinct(servers)
+        bases = [servers[0].api_base]
     if len(bases) not in (0, 1, len(judges)):
-        raise JudgekitError(f"give one --api-base for all judges or one per --judge ({len(judges)})",
-                            field="--api-base")
+        raise JudgekitError(f"give one --api-base for all judges or one per --judge ({len(judges)}); several "
+                            "servers of one judge need that judge alone (or --deployments)", field="--api-base")
     specs = []
     for i, model in enumerate(judges):
         base = bases[i] if len(bases) > 1 else (bases[0] if bases else None)
@@ -330,7 +351,7 @@ def judge_specs(judges: Sequence[str], *, api_base: Sequence[str], backend: str,
                          seed=seed, max_tokens=max_tokens, timeout=timeout,
                          response_format=response_format,  # type: ignore[arg-type]
                          images="no" if no_images else "auto", api_key_env=api_key_env, price_in=price_in,
-                         price_out=price_out)
+                         price_out=price_out, deployments=list(servers))
         if model.startswith("local/"):
             spec = local_spec(model, local_mode, calibration, threads, base=spec)
         elif spec.resolved_backend() == "lean" and not base:
@@ -349,12 +370,14 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
           concurrency: int = 16, samples: int = 1, reduce: str = "mean", reasks: int = 2, retries: int = 6,
           timeout: float = 120.0, temperature: float = 0.0, seed: int = 0, max_tokens: int = 512,
           response_format: str = "auto", no_images: bool = False, api_base: str | Sequence[str] | None = None,
-          api_key_env: str | None = None, backend: str = "auto", rpm: float | None = None,
+          deployments: str | Path | Sequence[Any] | None = None, api_key_env: str | None = None,
+          backend: str = "auto", rpm: float | None = None,
           tpm: float | None = None, max_cost: float | None = None, price_in: float | None = None,
           price_out: float | None = None, panel_reduce: str = "mean", panel_quorum: int | None = None,
           local_mode: str | None = None, calibration: str | Path | None = None, threads: int | None = None,
           robustness: str | Path | None = None, progress: Callable[[int, int, float], None] | None = None,
-          notify: Callable[[str], None] | None = None) -> Results:
+          notify: Callable[[str], None] | None = None, batch: bool = False,
+          batch_poll: float | None = None, ray: str | None = None, workers: int | None = None) -> Results:
     """Judge every response with ``rubric`` by every judge; what ``judgekit judge`` does, without printing.
 
     ``responses``: a file (.jsonl, .csv, .parquet) or a list of :class:`Response` / dicts. ``rubric``: a YAML
@@ -363,7 +386,10 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
     ``local/PATH``; several make a panel. Every call goes to the SQLite ``store`` as it arrives: the same call
     again reads it instead of paying for it (``Results.calls_made`` is then 0). The options are the flags of
     ``judgekit judge`` (``rpm``/``tpm`` are per-minute limits, ``max_cost`` a USD budget, ``price_in``/
-    ``price_out`` USD per million tokens, ``api_base`` one URL or one per judge).
+    ``price_out`` USD per million tokens, ``api_base`` one URL or one per judge; for ONE judge, several URLs
+    are several servers of it, as are ``deployments``: a YAML file or a list of ``{"api_base": URL, "rpm",
+    "tpm", "weight", "max_concurrency"}``; each call goes to the least busy healthy server, and a result is the
+    same whichever server answered).
 
     Every input is checked before anything is written or paid for (:class:`JudgekitError`, naming the file
     and line or the flag). ``out`` (optional) gets the results file, ``robustness`` (optional, .json or .md)
@@ -375,6 +401,15 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
     judgments have no scores and ``passed`` None) and the run's accounting. A run stopped by the budget or by
     transport failures returns normally with ``Results.complete`` False (the CLI's exit 3); Ctrl-C raises
     :class:`JudgingInterrupted` (a KeyboardInterrupt) and writes no results file.
+
+    ``batch=True`` sends the calls through the provider's batch API (:mod:`judgekit.judging.batch`: the same
+    store keys and judgments as a live run, batch prices, and a re-run re-attaches to the batches already
+    submitted); ``batch_poll`` is the first wait between polls in seconds (default 30, growing to 10 times it).
+
+    ``ray`` (``"local"``, ``"auto"`` or a cluster address) shards the run over ``workers`` Ray actors (default 2;
+    :mod:`judgekit.judging.sharding`): each judges its share into a shard store beside ``store``, which is then
+    merged into ``store`` by call key; the judgments and the store are those of a plain run. Needs the extra
+    ``pip install 'judgekit[ray]'``.
     """
     import warnings
 
@@ -390,7 +425,7 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
     specs = judge_specs(names(judges), api_base=names(api_base), backend=backend, temperature=temperature,
                         seed=seed, max_tokens=max_tokens, timeout=timeout, response_format=response_format,
                         no_images=no_images, api_key_env=api_key_env, price_in=price_in, price_out=price_out,
-                        local_mode=local_mode, calibration=calibration, threads=threads)
+                        local_mode=local_mode, calibration=calibration, threads=threads, deployments=deployments)
     options = RunOptions(concurrency=concurrency, samples=samples, reduce=reduce,  # type: ignore[arg-type]
                          reasks=reasks, retries=retries, requests_per_minute=rpm, tokens_per_minute=tpm,
                          max_cost=max_cost, panel_reduce=panel_reduce,  # type: ignore[arg-type]
@@ -403,21 +438,50 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
     check_writable(robustness_path, "--robustness")
     if samples > 1 and temperature == 0:
         warnings.warn("--samples > 1 at temperature 0: samples will mostly agree", JudgekitWarning, stacklevel=2)
+    if batch_poll is not None and not batch:
+        raise JudgekitError("needs --batch", field="--batch-poll")
+    check_number(batch_poll, "--batch-poll", above=True)
+    if batch and any(s.model.startswith("local/") for s in specs):
+        raise JudgekitError("a local judge has no batch API", field="--batch")
+    if workers is not None and ray is None:
+        raise JudgekitError("needs --ray", field="--workers")
+    check_number(workers, "--workers", lo=1)
+    if ray is not None:
+        if batch:
+            raise JudgekitError("--ray and --batch cannot be combined", field="--ray")
+        from judgekit.judging.sharding import import_ray
+
+        import_ray()  # a clear error (how to install it) before anything is written
     return run_judges(resp, rubric_obj, specs, options, store=Path(store), out=out_path,
-                      robustness=robustness_path, progress=progress, notify=notify)
+                      robustness=robustness_path, progress=progress, notify=notify, batch=batch,
+                      batch_poll=batch_poll, ray=ray, workers=workers)
 
 
 def run_judges(responses: list[Response], rubric: Rubric, specs: list[JudgeSpec], options: RunOptions, *,
                store: Path, out: Path | None, robustness: Path | None = None,
                progress: Callable[[int, int, float], None] | None = None,
-               notify: Callable[[str], None] | None = None) -> Results:
-    """Run checked judges on checked responses (see :func:`judge`); write ``out`` and ``robustness``."""
+               notify: Callable[[str], None] | None = None, batch: bool = False,
+               batch_poll: float | None = None, ray: str | None = None, workers: int | None = None) -> Results:
+    """Run checked judges on checked responses (see :func:`judge`); write ``out`` and ``robustness``.
+    ``batch``: through the provider's batch API (:mod:`judgekit.judging.batch`), polling every ``batch_poll``
+    seconds at first (default 30)."""
     from judgekit.io.dataio import write_records
     from judgekit.judging.runner import Runner
     from judgekit.judging.store import Store
 
     with new_store_cleanup(store), Store(store) as st:
-        runner = Runner(responses, rubric, specs, st, options, progress, notify=notify)  # claims: see runner
+        if batch:  # provider batches: no claims, the store's batches table instead (see judging.batch)
+            from judgekit.judging.batch import DEFAULT_POLL_S, BatchRunner
+
+            runner: Runner = BatchRunner(responses, rubric, specs, st, options, progress, notify=notify,
+                                         poll=batch_poll or DEFAULT_POLL_S)
+        elif ray is not None:  # sharded over Ray actors, their shard stores merged into this one (judging.sharding)
+            from judgekit.judging.sharding import ShardedRun
+
+            runner = ShardedRun(responses, rubric, specs, store, options, progress,  # type: ignore[assignment]
+                                notify=notify, address=ray, workers=workers)
+        else:
+            runner = Runner(responses, rubric, specs, st, options, progress, notify=notify)  # claims: see runner
         with shown_while_running(progress):
             try:
                 report = runner.run_sync()

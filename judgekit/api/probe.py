@@ -139,6 +139,7 @@ def probe(responses: Any, rubric: str | Path | Rubric, judges: str | Sequence[st
           concurrency: int = 16, samples: int = 1, reduce: str = "mean", reasks: int = 2, retries: int = 6,
           timeout: float = 120.0, temperature: float = 0.0, seed: int = 0, max_tokens: int = 512,
           response_format: str = "auto", no_images: bool = False, api_base: str | Sequence[str] | None = None,
+          deployments: str | Path | Sequence[Any] | None = None,
           api_key_env: str | None = None, backend: str = "auto", rpm: float | None = None, tpm: float | None = None,
           max_cost: float | None = None, price_in: float | None = None, price_out: float | None = None,
           panel_reduce: str = "mean", panel_quorum: int | None = None, local_mode: str | None = None,
@@ -194,7 +195,7 @@ def probe(responses: Any, rubric: str | Path | Rubric, judges: str | Sequence[st
     specs = judge_specs(names(judges), api_base=names(api_base), backend=backend, temperature=temperature,
                         seed=seed, max_tokens=max_tokens, timeout=timeout, response_format=response_format,
                         no_images=no_images, api_key_env=api_key_env, price_in=price_in, price_out=price_out,
-                        local_mode=local_mode, calibration=calibration, threads=threads)
+                        local_mode=local_mode, calibration=calibration, threads=threads, deployments=deployments)
     options = RunOptions(concurrency=concurrency, samples=samples, reduce=reduce,  # type: ignore[arg-type]
                          reasks=reasks, retries=retries, requests_per_minute=rpm, tokens_per_minute=tpm,
                          max_cost=max_cost, panel_reduce=panel_reduce,  # type: ignore[arg-type]

@@ -72,7 +72,12 @@ def add_judge_flags(j) -> None:  # type: ignore[no-untyped-def]
     j.add_argument("--threads", type=_positive_int, metavar="N",
                    help="local judges: CPU threads (default: $JUDGEKIT_THREADS or all cores)")
     j.add_argument("--api-base", action="append", metavar="URL",
-                   help="base URL of an OpenAI-compatible server (one for all judges, or one per --judge)")
+                   help="base URL of an OpenAI-compatible server: one for all judges, or one per --judge; with "
+                        "one --judge, repeat it for several servers of that judge (each call goes to the least "
+                        "busy healthy one; a failing server is cooled down)")
+    j.add_argument("--deployments", type=Path, metavar="FILE.yaml",
+                   help="the servers of the (one) judge as a YAML list: '- api_base: URL' with optional rpm, tpm, "
+                        "weight, max_concurrency per server (instead of --api-base)")
     j.add_argument("--backend", choices=["auto", "lean", "litellm"], default="auto",
                    help="lean = pooled aiohttp client for OpenAI-compatible servers; auto picks lean when "
                         "--api-base is given with an openai/ model (default: auto)")
@@ -236,6 +241,23 @@ def print_interrupted(results, console) -> int:  # type: ignore[no-untyped-def]
     return EXIT_INTERRUPTED
 
 
+def server_table(per_server: dict[str, dict[str, Any]]):  # type: ignore[no-untyped-def]
+    """A table of the run's calls per server (``RunReport.per_server``): calls, failures, mean latency, the share
+    of the calls; the URLs with any credentials masked."""
+    from rich.table import Table
+
+    from judgekit.io.redact import mask_url
+
+    total = sum(s["calls"] for s in per_server.values()) or 1
+    table = Table(title="calls per server")
+    for name in ("server", "calls", "share", "failures", "mean latency s"):
+        table.add_column(name, justify="left" if name == "server" else "right")
+    for url, s in per_server.items():
+        table.add_row(mask_url(url) or url, str(s["calls"]), f"{100 * s['calls'] / total:.0f}%", str(s["failures"]),
+                      f"{s['latency_s']:.3f}")
+    return table
+
+
 def print_run(results, console, *, max_cost: float | None = None, robustness_out: Path | None = None) -> int:  # type: ignore[no-untyped-def]
     """Print a finished judging run (the tables, the robustness comparison, the accounting); its exit code."""
     from judgekit.api.reports import no_robustness_note
@@ -260,6 +282,9 @@ def print_run(results, console, *, max_cost: float | None = None, robustness_out
     out.print(f"{len(results.judgments)} judgments -> {results.out}; store {results.store}; "
               f"{results.calls_made} calls made, {results.calls_cached} read from the store; "
               f"tokens {results.tokens_in} in / {results.tokens_out} out; cost {cost}; {results.wall_s:.1f} s")
+    per_server = getattr(results.run, "per_server", None) if results.run is not None else None
+    if per_server and len(per_server) > 1:
+        out.print(server_table(per_server))
     print_local_figures(results.judges, out)
     if results.truncated:
         out.print(f"{results.truncated} judgment(s) read only the head of a long answer (truncated: true in the "

@@ -30,6 +30,19 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     j.add_argument("--robustness", type=Path, metavar="OUT",
                    help="when the responses hold a clean and degraded conditions, also write the robustness "
                         "comparison (paired differences, bootstrap CIs, Wilcoxon/McNemar) as .json or .md")
+    j.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="shard the run over Ray actors: 'local' (the default: a local cluster of --workers CPUs), "
+                        "'auto' or HOST:PORT (an existing cluster); each shard's calls are merged into --store by "
+                        "call key, and a re-run resumes with nothing paid twice (pip install 'judgekit[ray]')")
+    j.add_argument("--workers", type=int, metavar="W", default=None,
+                   help="with --ray: the number of shards and Ray actors (default 2); --concurrency is per worker")
+    j.add_argument("--batch", action="store_true",
+                   help="send the calls through the provider's batch API (OpenAI format, about half price, "
+                        "results within 24 h); the same results and store keys as a live run, and a re-run "
+                        "re-attaches to the batches already submitted")
+    j.add_argument("--batch-poll", type=float, metavar="SECONDS", default=None,
+                   help="with --batch: first wait between polls (default 30; each wait is 1.5x the last, "
+                        "at most 10x this)")
     j.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -46,11 +59,14 @@ def run(args: argparse.Namespace) -> int:
                             reasks=args.reasks, retries=args.retries, timeout=args.timeout,
                             temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
                             response_format=args.response_format, no_images=args.no_images,
-                            api_base=args.api_base, api_key_env=args.api_key_env, backend=args.backend,
+                            api_base=args.api_base, deployments=args.deployments,
+                            api_key_env=args.api_key_env, backend=args.backend,
                             rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, price_in=args.price_in,
                             price_out=args.price_out, panel_reduce=args.panel_reduce,
                             panel_quorum=args.panel_quorum, local_mode=args.local_mode,
                             calibration=args.calibration, threads=args.threads, robustness=args.robustness,
+                            batch=args.batch, batch_poll=args.batch_poll,
+                            ray=args.ray, workers=args.workers,
                             progress=bar, notify=notifier(console))
     except JudgingInterrupted as stop:
         return print_interrupted(stop.results, console)

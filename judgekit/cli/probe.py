@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                         reasks=args.reasks, retries=args.retries, timeout=args.timeout,
                         temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
                         response_format=args.response_format, no_images=args.no_images, api_base=args.api_base,
+                        deployments=args.deployments,
                         api_key_env=args.api_key_env, backend=args.backend, rpm=args.rpm, tpm=args.tpm,
                         max_cost=args.max_cost, price_in=args.price_in, price_out=args.price_out,
                         panel_reduce=args.panel_reduce, panel_quorum=args.panel_quorum,

@@ -5,7 +5,8 @@ error body). Every text that comes back from a judge or a model goes through :fu
 stored, written to a results file or shown: the exact values of the API key in use and of every environment
 variable whose name marks it as a secret (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``,
 ``*CREDENTIAL*``; values of 8 or more characters) become ``***``, and so do bearer tokens and ``sk-...``-style
-keys found by their shape, whoever they belong to.
+keys found by their shape, whoever they belong to, and the password of a URL (``http://user:pass@host``; see
+:func:`mask_url`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ _MIN_LEN = 8
 _SHAPES = re.compile(
     r"(?P<bearer>\b[Bb]earer\s+)[A-Za-z0-9._~+/=-]{8,}"
     r"|\bsk-[A-Za-z0-9_-]{16,}"
+    r"|(?P<url>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+(?=@)"
     r"|(?P<pair>\b(?:api[_-]?key|x-api-key|access[_-]?token)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{8,}",
     re.IGNORECASE)
 
 
 def _shape_sub(m: re.Match[str]) -> str:
-    prefix = m.group("bearer") or m.group("pair") or ""
+    prefix = m.group("bearer") or m.group("url") or m.group("pair") or ""
     return prefix + MASK
 
 
@@ -48,3 +50,11 @@ def redact(text: str | None, secrets: Sequence[str] = ()) -> str | None:
         if s in text:
             text = text.replace(s, MASK)
     return _SHAPES.sub(_shape_sub, text)
+
+
+def mask_url(url: str | None) -> str | None:
+    """``url`` with the password of its ``user:password@`` part masked (``http://user:***@host/v1``); a URL without
+    credentials is returned as it is."""
+    if not url or "@" not in url:
+        return url
+    return _SHAPES.sub(_shape_sub, url)

@@ -43,6 +43,7 @@ from judgekit.judging.claims import ClaimScheduler
 from judgekit.judging.control import CONNECT_LIMIT as CONNECT_LIMIT
 from judgekit.judging.control import INTERRUPT_GRACE_S as INTERRUPT_GRACE_S
 from judgekit.judging.control import RunAborted, RunControl, _limiter, _reason_kind, call_with_retries
+from judgekit.judging.merge import record_identity
 from judgekit.judging.parse import ReplyError, parse_reply
 from judgekit.judging.prompt import PROMPT_VERSION, build_messages, reask_message
 from judgekit.judging.rubric import Rubric
@@ -103,6 +104,9 @@ class RunReport:
     waited: str | None = None  # the note shown when this run waited for samples claimed by another run
     failure_reasons: Counter[str] = field(default_factory=Counter)  # transport failures by reason
     interrupted: bool = False  # Ctrl-C: the judgments are incomplete; every finished call is stored
+    # per server (base URL, credentials masked): calls (replies; they sum to calls_made), failures (tries without
+    # a usable reply), latency_s (mean over its calls); collected by the backends, copied at the end of the run
+    per_server: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -313,6 +317,10 @@ class Runner:
         with _gc_paused():
             units = self._plan()
         todo = [u for u in units if u.result is None]
+        if todo:  # the store's identity rows (judgekit.judging.merge): what `judgekit store merge` checks
+            record_identity(self.store, rubric_fingerprint=self.rubric.fingerprint, rubric_name=self.rubric.name,
+                            rubric_version=self.rubric.version, prompt_version=PROMPT_VERSION,
+                            judges=[spec.identity() for spec in self.judges])
         self.report.calls_cached = sum(u.cached_calls for u in units)
         total = len(units)
         self._done = total - len(todo)
@@ -348,6 +356,10 @@ class Runner:
         finally:
             self.report.waited = sched.note
             for b in backends:
+                if (stats := getattr(b, "server_stats", None)) is not None:
+                    from judgekit.judging.backends.servers import merge_stats
+
+                    merge_stats(self.report.per_server, stats())
                 await b.aclose()
         with _gc_paused():
             self.report.judgments = self._assemble(units)

@@ -1,5 +1,5 @@
-"""The store: SQLite in WAL mode, one row per judge call, committed as it arrives. No other module
-touches SQL.
+"""The store: SQLite in WAL mode, one row per judge call, committed as it arrives. No other module touches
+its SQL but :mod:`judgekit.judging.merge` (merging stores by call key, which attaches them to one connection).
 
 The key of a call (see :func:`call_key`) is the sha256 of everything that makes two calls the same: the
 prompt version, the rubric's content hash and version, the judge model and its settings (temperature,
@@ -18,6 +18,11 @@ its host is this host and its pid is dead (or is this process's own pid under an
 reused pid). Claims are deleted when their key is settled and all of an owner's claims when its store is
 closed; a ``kill -9`` leaves them to the lease or to the dead-pid rule. Claims divide work between
 processes: two runs at once inside one process (same pid) would take each other's claims.
+
+Batches (table ``batches``, :mod:`judgekit.judging.batch`): one row per provider batch a ``--batch`` run
+submitted (batch id, judge, input file id, last-seen status or ``collected``, created, the JSON list of the
+``<call key>.<attempt>`` custom ids it covers), written as soon as the provider created it, so that a later run
+re-attaches to a batch instead of submitting (and paying for) its requests again.
 
 Opening: ``Store(path)`` creates a missing store (and its folder) and otherwise accepts only a judgekit store,
 an empty (0-byte) file or an SQLite database without any table (what SQLite itself calls an empty database:
@@ -92,6 +97,14 @@ CREATE TABLE IF NOT EXISTS claims (
     host TEXT NOT NULL,
     expires REAL NOT NULL,
     created REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    judge TEXT NOT NULL,
+    input_file_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    custom_ids TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 _STORE_TABLES = {"meta", "calls"}
@@ -436,6 +449,31 @@ class Store:
         """Record a call that got no usable reply after all retries (not a finished call: a re-run retries it)."""
         self._db.execute("INSERT INTO failures VALUES (?,?,?,?,?)",
                          (key, response.id, judge, reason, time.time()))
+
+    # ---- provider batches (judgekit.judging.batch) -------------------------------------------------------
+    def add_batch(self, *, batch_id: str, judge: str, input_file_id: str, status: str,
+                  custom_ids: list[str]) -> None:
+        """Record a batch the provider created (``custom_ids``: the ``<call key>.<attempt>`` of each request)."""
+        self._db.execute("INSERT OR REPLACE INTO batches VALUES (?,?,?,?,?,?)",
+                         (batch_id, judge, input_file_id, status, time.time(), json.dumps(custom_ids)))
+
+    def set_batch_status(self, batch_id: str, status: str) -> None:
+        """The provider's last-seen status of a batch, or ``collected`` once its replies are stored."""
+        self._db.execute("UPDATE batches SET status=? WHERE batch_id=?", (status, batch_id))
+
+    def open_batches(self) -> list[dict[str, Any]]:
+        """Every recorded batch not yet ``collected``, oldest first, as dicts (``custom_ids`` a list)."""
+        cur = self._db.execute("SELECT batch_id, judge, input_file_id, status, created, custom_ids FROM batches "
+                               "WHERE status != 'collected' ORDER BY created")
+        return [{"batch_id": b, "judge": j, "input_file_id": f, "status": st, "created": c,
+                 "custom_ids": json.loads(ids)} for b, j, f, st, c, ids in cur]
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every recorded batch (collected or not), oldest first, as :meth:`open_batches` gives them."""
+        cur = self._db.execute("SELECT batch_id, judge, input_file_id, status, created, custom_ids FROM batches "
+                               "ORDER BY created")
+        return [{"batch_id": b, "judge": j, "input_file_id": f, "status": st, "created": c,
+                 "custom_ids": json.loads(ids)} for b, j, f, st, c, ids in cur]
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])

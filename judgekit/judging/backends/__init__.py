@@ -7,6 +7,8 @@
 
 - :mod:`judgekit.judging.backends.local` (``local/NAME``): a model run in-process (torch), scoring the response on
   the rubric directly (``judge_response``) instead of answering chat messages.
+- :mod:`judgekit.judging.backends.servers`: several servers behind one judge (``JudgeSpec.deployments``): the
+  least-busy choice and cooldown both the lean and the litellm path (through a litellm Router) use.
 
 ``auto`` picks ``lean`` when an ``--api-base`` is given and the model is ``openai/NAME`` (or has no
 provider prefix), and ``litellm`` otherwise. Both raise :class:`TransientError` for what is worth retrying
@@ -144,6 +146,11 @@ class JudgeSpec:
     is sent with ``seed + k`` so that repeated samples differ when ``temperature > 0``.
     The API key is read from the environment variable named by ``api_key_env`` at call time and never
     stored. ``price_in``/``price_out`` (USD per million tokens) override the price map for the lean path.
+
+    Servers: ``api_base`` is one server; ``deployments`` (:class:`~judgekit.judging.backends.servers.Deployment`,
+    two or more) are several servers of the same judge, each call going to the least busy healthy one (see
+    :mod:`judgekit.judging.backends.servers`). With ``deployments``, ``api_base`` is the first one's. Neither is
+    part of :meth:`identity`: a result is the same whichever server answered.
     """
 
     model: str
@@ -159,6 +166,22 @@ class JudgeSpec:
     price_in: float | None = None
     price_out: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    deployments: list[Any] = field(default_factory=list)  # list[Deployment]; see the class docstring
+
+    def __post_init__(self) -> None:
+        if self.deployments and not self.api_base:
+            self.api_base = self.deployments[0].api_base
+
+    def servers(self) -> list[Any]:
+        """The servers of this judge as :class:`~judgekit.judging.backends.servers.Deployment` (none for a
+        hosted provider reached without --api-base)."""
+        if self.deployments:
+            return list(self.deployments)
+        if not self.api_base:
+            return []
+        from judgekit.judging.backends.servers import Deployment
+
+        return [Deployment(api_base=self.api_base)]
 
     def resolved_backend(self) -> Literal["lean", "litellm"]:
         if self.backend != "auto":

@@ -2,10 +2,26 @@
 OpenAI-compatible server through ``api_base``). litellm is imported here, lazily, after
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set (see :mod:`judgekit`). litellm's and the openai client's own
 retries are switched off: the runner retries, with back-off, identically for every backend.
+
+Several servers of one judge (``JudgeSpec.deployments``, or several ``--api-base`` for one judge) go through a
+litellm ``Router``: one deployment per server in its ``model_list``, all in one model group. The Router's
+settings and why:
+
+- ``num_retries=0`` (and no fallbacks): the runner's retry loop (:func:`judgekit.judging.control.call_with_retries`,
+  ``--retries`` with back-off) stays the only one, so a call is tried at most ``retries + 1`` times in all, not
+  ``(retries + 1) x (num_retries + 1)``; each of those tries goes to the server chosen at that moment.
+- the choice is judgekit's own (a custom routing strategy, ``Router.set_custom_routing_strategy``) over
+  :class:`~judgekit.judging.backends.servers.ServerPool`: least busy healthy server, weights, per-server
+  ``max_concurrency``/``rpm``/``tpm``, exponential cooldown of a failing server; the same rules as the lean path.
+  litellm's own cooldown (``allowed_fails``/``cooldown_time``) is switched off (``disable_cooldowns=True``): it
+  never cools a server that refuses connections (it skips ``APIConnectionError``), and it would only apply to
+  litellm's built-in strategies; litellm's ``least-busy`` strategy would even send every call to a dead server,
+  whose failures keep its in-flight count at zero.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import time
 from typing import Any
@@ -120,6 +136,53 @@ def _nothing_answered(exc: BaseException) -> bool:
                                    "no route to host", "network is unreachable", "cannot connect"))
 
 
+#: The servers chosen for the call in progress (set by :meth:`LiteLLMBackend.complete`, filled by the routing).
+_CHOSEN: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("judgekit_chosen_server", default=None)
+_GROUP = "judgekit-judge"
+
+
+def _router(litellm: Any, spec: JudgeSpec, pool: Any) -> Any:
+    """A litellm Router with one deployment per server of ``spec``, choosing through ``pool`` (see the module
+    docstring for its settings)."""
+    from litellm.types.router import CustomRoutingStrategyBase
+
+    key = spec.api_key()
+    model_list = [{"model_name": _GROUP, "model_info": {"id": f"judgekit-server-{s.index}"},
+                   "litellm_params": {"model": spec.model, "api_base": s.dep.api_base, "api_key": key or "none",
+                                      "max_retries": 0}}
+                  for s in pool.servers]
+    router = litellm.Router(model_list=model_list, num_retries=0, disable_cooldowns=True, set_verbose=False)
+    by_id = {d["model_info"]["id"]: d for d in router.model_list}
+
+    def deployment(server: Any) -> Any:
+        chosen = _CHOSEN.get()
+        if chosen is not None:
+            chosen.append(server)
+        return by_id[f"judgekit-server-{server.index}"]
+
+    class PoolRouting(CustomRoutingStrategyBase):
+        async def async_get_available_deployment(self, model: str, messages: Any = None, input: Any = None,
+                                                 specific_deployment: Any = False, request_kwargs: Any = None,
+                                                 **_: Any) -> Any:
+            tokens = 0
+            if pool.limited:  # the call's estimated tokens, for a server's tpm (as the runner's own --tpm)
+                tokens = sum(len(m["content"]) if isinstance(m.get("content"), str) else 1000
+                             for m in messages or []) // 4 + int((request_kwargs or {}).get("max_tokens") or 0)
+            return deployment(await pool.acquire(tokens))
+
+        def get_available_deployment(self, model: str, messages: Any = None, input: Any = None,
+                                     specific_deployment: Any = False, request_kwargs: Any = None,
+                                     **_: Any) -> Any:
+            server = pool.pick()
+            if server is None:  # the sync API cannot wait for a slot: the least loaded one
+                server = min(pool.servers, key=lambda s: s.in_flight)
+                server.in_flight += 1
+            return deployment(server)
+
+    router.set_custom_routing_strategy(PoolRouting())
+    return router
+
+
 class LiteLLMBackend:
     kind = "litellm"
 
@@ -145,6 +208,17 @@ class LiteLLMBackend:
             self.accepts_images = bool(spec.api_base) or bool(self._litellm.supports_vision(spec.model))
         except Exception:
             self.accepts_images = True
+        self.pool: Any = None
+        self._router: Any = None
+        if spec.deployments:  # servers listed: through a Router (see the module docstring)
+            from judgekit.judging.backends.servers import ServerPool
+
+            self.pool = ServerPool(spec.deployments)
+            self._router = _router(self._litellm, spec, self.pool)
+
+    def server_stats(self) -> dict[str, dict[str, Any]]:
+        """Calls, failures and mean latency per server; empty with one server or none."""
+        return self.pool.stats() if self.pool is not None else {}
 
     def _kwargs(self, req: ChatRequest, fmt: str) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -153,13 +227,17 @@ class LiteLLMBackend:
         }
         if req.seed is not None:
             kw["seed"] = req.seed
-        if self.spec.api_base:
-            kw["api_base"] = self.spec.api_base
-        key = self.spec.api_key()
-        if key:
-            kw["api_key"] = key
-        elif self.spec.api_base:
-            kw["api_key"] = "none"  # OpenAI-compatible servers often need no key, but the client wants one
+        if self._router is not None:  # the servers and the key are in the Router's deployments
+            kw["model"] = _GROUP
+            del kw["num_retries"]  # the Router's own: 0
+        else:
+            if self.spec.api_base:
+                kw["api_base"] = self.spec.api_base
+            key = self.spec.api_key()
+            if key:
+                kw["api_key"] = key
+            elif self.spec.api_base:
+                kw["api_key"] = "none"  # OpenAI-compatible servers often need no key, but the client wants one
         rf = response_format_body(fmt, req.schema)
         if rf is not None:
             kw["response_format"] = rf
@@ -180,9 +258,38 @@ class LiteLLMBackend:
                     raise PermanentError(f"{exc} (the server rejects --response-format {fmt})", kind="setup") from None
 
     async def _complete(self, kwargs: dict[str, Any]) -> ChatResult:
+        if self.pool is None:
+            return await self._complete_one(kwargs)
+        chosen: list[Any] = []
+        token = _CHOSEN.set(chosen)
+        pool = self.pool
+        try:
+            res = await self._complete_one(kwargs)
+        except TransientError as exc:
+            for server in chosen:
+                pool.done(server, error=exc, transient=True, retry_after=exc.retry_after,
+                          connect=exc.kind == "connect")
+            if exc.kind == "connect" and not pool.nothing_answers():
+                exc.kind = "other"  # one dead server among live ones: cooled down, not a reason to stop
+            raise
+        except PermanentError as exc:
+            for server in chosen:
+                pool.done(server, error=exc)
+            raise
+        except BaseException:
+            for server in chosen:
+                pool.done(server, counted=False)
+            raise
+        finally:
+            _CHOSEN.reset(token)
+        for server in chosen:
+            pool.done(server, latency=res.latency_s)
+        return res
+
+    async def _complete_one(self, kwargs: dict[str, Any]) -> ChatResult:
         start = time.perf_counter()
         try:
-            resp = await self._litellm.acompletion(**kwargs)
+            resp = await (self._router or self._litellm).acompletion(**kwargs)
         except self._transient as exc:
             if _is_setup_text(str(exc)):  # litellm reports a missing key as a server error: it is not one
                 raise PermanentError(f"{type(exc).__name__}: {str(exc)[:300]}", kind="setup") from None

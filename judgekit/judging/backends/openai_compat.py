@@ -3,6 +3,11 @@
 Written by hand (not through litellm or the openai client) because those cost 2-4 ms of CPU per call,
 which caps a 2-core client near 240 calls/s; the whole runner on this path costs ~0.4 ms per call
 (bench/bench_runner.py).
+
+Several servers (``JudgeSpec.deployments``, or several ``--api-base`` for one judge) share the one session; each
+call goes to the least busy healthy server and a server whose call failed transiently is cooled down
+(:class:`~judgekit.judging.backends.servers.ServerPool`; the rules are in that module). The failed call still
+raises :class:`TransientError`, and the runner's retry goes to another server.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from judgekit.judging.backends import (
     rejects_response_format,
     response_format_body,
 )
+from judgekit.judging.backends.servers import Server, ServerPool
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
@@ -50,7 +56,10 @@ class OpenAICompatBackend:
         self._wire_model = spec.model.split("/", 1)[1] if spec.model.startswith(("openai/", "hosted_vllm/")) \
             else spec.model
         assert spec.api_base is not None
-        self._url = spec.api_base.rstrip("/") + "/chat/completions"
+        self.pool = ServerPool(spec.servers())
+        for server in self.pool.servers:
+            server.extra["url"] = server.dep.api_base.rstrip("/") + "/chat/completions"
+        self._url = self.pool.servers[0].extra["url"]
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self.formats = FormatNegotiator(spec.response_format)
@@ -80,19 +89,47 @@ class OpenAICompatBackend:
         body.update(self.spec.extra)
         return body
 
+    def server_stats(self) -> dict[str, dict[str, Any]]:
+        """Calls, failures and mean latency per server (see :meth:`ServerPool.stats`)."""
+        return self.pool.stats()
+
     async def complete(self, req: ChatRequest) -> ChatResult:
+        pool = self.pool
+        tokens = 0
+        if pool.limited:
+            tokens = sum(len(m["content"]) if isinstance(m["content"], str) else 1000
+                         for m in req.messages) // 4 + req.max_tokens
+        server = await pool.acquire(tokens)
+        try:
+            res = await self._complete(req, server)
+        except TransientError as exc:
+            pool.done(server, error=exc, transient=True, retry_after=exc.retry_after, connect=exc.kind == "connect")
+            if exc.kind == "connect" and len(pool.servers) > 1 and not pool.nothing_answers():
+                exc.kind = "other"  # one dead server among live ones: cooled down, not a reason to stop
+            raise
+        except PermanentError as exc:
+            pool.done(server, error=exc)
+            raise
+        except BaseException:
+            pool.done(server, counted=False)  # cancelled: no outcome
+            raise
+        pool.done(server, latency=res.latency_s)
+        return res
+
+    async def _complete(self, req: ChatRequest, server: Server) -> ChatResult:
         session = self._get_session()
+        url = server.extra["url"]
         start = time.perf_counter()
         try:
             while True:
                 fmt = self.formats.current
-                async with session.post(self._url, data=json.dumps(self._body(req, fmt)),
+                async with session.post(url, data=json.dumps(self._body(req, fmt)),
                                         timeout=aiohttp.ClientTimeout(total=req.timeout)) as resp:
                     raw = await resp.read()
                     if resp.status == 200:
                         break
                     detail = raw[:300].decode("utf-8", "replace")
-                    msg = f"HTTP {resp.status} from {self._url}: {detail}"
+                    msg = f"HTTP {resp.status} from {url}: {detail}"
                     if rejects_response_format(resp.status, detail):
                         if self.formats.fall_back(fmt):
                             continue  # the server does not take this response_format: try the next one
