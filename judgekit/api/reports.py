@@ -168,7 +168,8 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
            json: str | Path | None = None, markdown: str | Path | None = None, html: str | Path | None = None,
            responses: Any = None, rubric: Any = None, human: str | Path | None = None,
            criterion: str | Sequence[str] | None = None, raters: str | Sequence[str] | None = None,
-           group_by: str | None = None, compare: Any = None, probes: str | Path | None = None) -> Report:
+           group_by: str | None = None, compare: Any = None, probes: str | Path | None = None,
+           csv: str | Path | None = None) -> Report:
     """The figures ``judgekit report`` prints for ``results`` (a results file, a :class:`~judgekit.api.Results`
     or a list of judgments).
 
@@ -177,7 +178,8 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     ``seed``), by model, and by judge and condition when they vary. When the judgments hold the ``baseline``
     condition (empty counts as clean) and another, the robustness comparison gives paired differences per
     model, criterion and category with bootstrap CIs and Wilcoxon/McNemar tests. ``json`` / ``markdown`` also
-    write :meth:`Report.to_dict` / :meth:`Report.markdown`, ``html`` the page of :meth:`Report.html` (with the
+    write :meth:`Report.to_dict` / :meth:`Report.markdown`, ``csv`` the leaderboard rows as CSV
+    (:func:`judgekit.reporting.leaderboard.leaderboard_csv`), ``html`` the page of :meth:`Report.html` (with the
     ``responses`` and ``rubric`` given); every output path is checked before anything is read.
 
     ``human`` (a ratings file) adds the agreement of the judge with human ratings: :func:`agree` on these
@@ -200,6 +202,9 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     check_suffix(md_path, "--markdown", (".md",))
     check_writable(json_path, "--json")
     check_writable(md_path, "--markdown")
+    csv_path = as_path(csv)
+    check_suffix(csv_path, "--csv", (".csv",))
+    check_writable(csv_path, "--csv")
     html_path = as_path(html)
     check_suffix(html_path, "--html", (".html", ".htm"))
     check_writable(html_path, "--html")
@@ -238,6 +243,10 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
         atomic_write_json(json_path, rep.to_dict())
     if md_path is not None:
         atomic_write_text(md_path, rep.markdown())
+    if csv_path is not None:
+        from judgekit.reporting.leaderboard import leaderboard_csv
+
+        atomic_write_text(csv_path, leaderboard_csv(rep.leaderboard))
     if html_path is not None and page is not None:
         atomic_write_text(html_path, page)
     return rep

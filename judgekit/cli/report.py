@@ -25,6 +25,9 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     rp.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     rp.add_argument("--markdown", type=Path, metavar="OUT", help="also write the tables as Markdown")
+    rp.add_argument("--csv", type=Path, metavar="OUT.csv",
+                    help="also write the leaderboard as CSV (the JSON leaderboard's fields, intervals split into "
+                         "_low/_high, means into mean_CRITERION)")
     rp.add_argument("--html", type=Path, metavar="OUT",
                     help="also write one self-contained HTML page: leaderboard with rank ranges, plots, breakdowns, "
                          "judge card, examples")
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     rep = report(args.results, baseline=args.baseline, all_criteria=args.all_criteria, boot=args.boot,
                  seed=args.seed, json=args.json, markdown=args.markdown, html=args.html, responses=args.responses,
                  rubric=args.rubric, human=args.human, criterion=args.criterion, raters=args.raters,
-                 group_by=args.group_by, compare=args.compare, probes=args.probes)
+                 group_by=args.group_by, compare=args.compare, probes=args.probes, csv=args.csv)
     out = stdout_console()
     for table in rep.tables():
         out.print(table)
@@ -77,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"report -> {args.json}")
     if args.markdown is not None:
         out.print(f"tables -> {args.markdown}")
+    if args.csv is not None:
+        out.print(f"leaderboard -> {args.csv}")
     if args.html is not None:
         out.print(f"page -> {args.html}")
     return 0

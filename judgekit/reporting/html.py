@@ -269,6 +269,9 @@ def judge_card(judgments: Sequence[Judgment], rubric: Rubric | None = None) -> l
     rubrics = sorted({(j.rubric, j.rubric_version) for j in judgments if j.rubric})
     card.append(("rubric", ", ".join(f"{name} version {version or '-'}" for name, version in rubrics)
                  or "not recorded"))
+    if rubric is not None and (rubric.name, rubric.version) in rubrics:
+        card.append(("rubric sha256", f"{rubric.fingerprint} (of the rubric given, or the shipped one of this name "
+                                      f"and version; the store keys hold it)"))
     units = list(_units(judgments))
     for label, attr in (("temperature", "temperature"), ("seed", "seed")):
         values = sorted({getattr(u, attr) for u in units if getattr(u, attr) is not None})
@@ -394,7 +397,8 @@ def pick_examples(judgments: Sequence[Judgment], *, k: int = EXAMPLES, seed: int
     return {"lowest-scored": lowest, "most disputed": disputed, "random sample": drawn}
 
 
-def _example(j: Judgment, response: Response | None, criteria: Sequence[str]) -> str:
+def _example(j: Judgment, response: Response | None, criteria: Sequence[str],
+             human: tuple[str, float, float] | None = None) -> str:
     cond = f" / {j.condition}" if j.condition else ""
     verdict = ("unscored" if j.status != "scored" else f"overall {_num(j.overall)} - "
                + ("pass" if j.passed else "fail"))
@@ -414,21 +418,56 @@ def _example(j: Judgment, response: Response | None, criteria: Sequence[str]) ->
         parts.append(f"<p><b>Scores</b>: {_e(scores)}; judge {_e(j.judge)}</p>")
     else:
         parts.append(f"<p><b>Unscored</b>: {_e(j.reason)}</p>")
+    if human is not None:
+        parts.append(f"<p><b>People</b>: mean rating {_num(human[2])} on {_e(human[0])} (the judge: "
+                     f"{_num(human[1])})</p>")
     if j.rationale:
         parts.append(f"<p><b>Rationale</b></p><pre>{_e(j.rationale)}</pre>")
     parts.append("</details>")
     return "".join(parts)
 
 
+def human_gaps(agreement: Any) -> tuple[str, dict[tuple[str, str, str], tuple[float, float]]]:
+    """Per answer rated by people, (judge value, mean human rating) on the overall criterion of ``agreement``
+    (or the first compared one), keyed by (id, model, condition or ""); with the criterion's name."""
+    import numpy as np
+
+    sections = list(getattr(agreement, "sections", None) or [])
+    chosen = next((c for c in sections if c.criterion in ("overall", "pass")), sections[0] if sections else None)
+    jn = getattr(chosen, "joined", None)
+    if jn is None:
+        return "", {}
+    out: dict[tuple[str, str, str], tuple[float, float]] = {}
+    for i, key in enumerate(zip(jn.ids, jn.models, jn.conditions, strict=True)):
+        row = jn.humans[i][~np.isnan(jn.humans[i])]
+        if row.size and not math.isnan(float(jn.judge[i])):
+            out[(key[0], key[1], key[2] or "")] = (float(jn.judge[i]), float(row.mean()))
+    return str(chosen.criterion), out
+
+
 def _examples(judgments: Sequence[Judgment], responses: Sequence[Response] | None, criteria: Sequence[str],
-              seed: int) -> str:
+              seed: int, agreement: Any = None) -> str:
     by_uid = {(r.id, r.model, r.condition or ""): r for r in responses or []}
     out = ['<section id="examples"><h2>Examples</h2>']
-    for title, chosen in pick_examples(judgments, seed=seed).items():
+    picked = pick_examples(judgments, seed=seed)
+    criterion, gaps = human_gaps(agreement) if agreement is not None else ("", {})
+    if agreement is not None:
+        ranked = sorted((j for j in judgments if (j.id, j.model, j.condition or "") in gaps),
+                        key=lambda j: (-abs(gaps[(j.id, j.model, j.condition or "")][0]
+                                            - gaps[(j.id, j.model, j.condition or "")][1]), _order(j)))
+        title = f"largest judge-human gap ({criterion}: |judge - mean human rating|)"
+        picked = {**{k: v for k, v in picked.items() if k != "random sample"},
+                  title: [j for j in ranked[:EXAMPLES]
+                          if gaps[(j.id, j.model, j.condition or "")][0]
+                          != gaps[(j.id, j.model, j.condition or "")][1]],
+                  "random sample": picked["random sample"]}
+    for title, chosen in picked.items():
         out.append(f"<h3>{_e(title.capitalize())}</h3>")
         if not chosen:
             out.append('<p class="note">None.</p>')
-        out += [_example(j, by_uid.get((j.id, j.model, j.condition or "")), criteria) for j in chosen]
+        for j in chosen:
+            uid = (j.id, j.model, j.condition or "")
+            out.append(_example(j, by_uid.get(uid), criteria, (criterion, *gaps[uid]) if uid in gaps else None))
     out.append("</section>")
     return "".join(out)
 
@@ -463,7 +502,7 @@ def render(rep: Any, leaderboard: Sequence[Mapping[str, Any]], *, responses: Seq
         from judgekit.reporting.html_extra import comparison_html
 
         body.append(comparison_html(comparison.to_dict()))
-    body.append(_examples(js, responses, rep.criteria, seed))
+    body.append(_examples(js, responses, rep.criteria, seed, agreement))
     foot = (f'<footer><p class="note">Written by judgekit {_e(__version__)} (<code>judgekit report --html</code>); '
             f"a self-contained page: no script, nothing fetched.</p></footer></body></html>\n")
     return head + intro + "".join(body) + foot

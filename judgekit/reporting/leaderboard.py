@@ -64,3 +64,31 @@ def leaderboard(judgments: Sequence[Judgment], criteria: Sequence[str], *, n_res
                 "judge_s_per_1000": 1000 * math.fsum(j.latency_s for j in mine) / len(mine),
                 "n_resamples": n_resamples}))
     return rows
+
+
+def leaderboard_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The leaderboard rows as CSV text (``judgekit report --csv``): one line per judge and model, the fields of
+    the JSON rows in their order with every ``[low, high]`` pair split into ``NAME_low`` and ``NAME_high`` and
+    ``means`` into one ``mean_CRITERION`` column per criterion; null as an empty cell. The columns are the same
+    for every row of one report."""
+    import csv
+    import io
+
+    flat: list[dict[str, Any]] = []
+    for r in rows:
+        out: dict[str, Any] = {}
+        for k, v in r.items():
+            if k == "means":
+                out.update({f"mean_{c}": m for c, m in v.items()})
+            elif isinstance(v, list) and len(v) == 2:
+                out[f"{k}_low"], out[f"{k}_high"] = v
+            else:
+                out[k] = v
+        flat.append(out)
+    columns = list(dict.fromkeys(k for r in flat for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in flat:
+        w.writerow({k: "" if r.get(k) is None else r.get(k) for k in columns})
+    return buf.getvalue()
