@@ -160,6 +160,27 @@ def test_rate_in_the_browser(served: dict[str, Any]) -> None:
     assert latest[assigns[1].slot].seconds is not None and latest[assigns[1].slot].seconds >= 1.0
     assert latest[assigns[3].slot].seconds is not None  # measured by the server without JavaScript
 
+    # the export (what judgekit agree reads) holds exactly what was entered: the latest scores of the rated main
+    # items, one row per criterion; the unratable item only in the unratable file
+    import csv
+
+    from human_study.exchange import export_ratings
+
+    out = served["folder"].parent / "browser_ratings.csv"
+    export_ratings(served["folder"], out)
+    with StudyStore(served["folder"]) as s:
+        items = {i.item_key: i for i in s.items()}
+    entered = {assigns[0].slot: revised, assigns[1].slot: keyboard, assigns[3].slot: nojs}
+    expected = {(items[a.item_key].id, k, str(v)) for a in assigns[:4] if a.slot in entered and a.kind == "main"
+                for k, v in entered[a.slot].items()}
+    with out.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["rater"] == "rater1"]
+    assert {(r["id"], r["criterion"], r["score"]) for r in rows} == expected
+    assert {r["revisions"] for r in rows if r["id"] == items[assigns[0].item_key].id} == {"2"}
+    with out.with_name("browser_ratings_unratable.csv").open(newline="", encoding="utf-8") as fh:
+        flagged = [r for r in csv.DictReader(fh) if r["rater"] == "rater1"]
+    assert [(r["id"], r["reason"]) for r in flagged] == [(items[assigns[2].item_key].id, "the image is cut off")]
+
 
 @pytest.mark.slow
 def test_real_server_refuses_large_bodies(served: dict[str, Any]) -> None:
