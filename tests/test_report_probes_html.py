@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from scripted_server import ScriptedServer
 from test_report_html import _chromium
+from test_report_html_extra import _at, _Cells
 
 import judgekit
 from judgekit.io.records import Response
@@ -60,23 +60,6 @@ def probed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"d": d, "results": results, "probe": rep, "report": page, "html": d / "r.html",
             "text": (d / "r.html").read_text(encoding="utf-8"), "json": json.loads((d / "r.json").read_text()),
             "probes": json.loads((d / "probes.json").read_text()), "md": (d / "r.md").read_text(encoding="utf-8")}
-
-
-class _Cells(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.cells: list[tuple[str, Any, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "td" and a.get("data-path"):
-            self.cells.append((a["data-field"] or "", json.loads(a["data-path"]), json.loads(a["data-value"] or "")))
-
-
-def _at(doc: Any, path: list[Any]) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
 
 
 def _check_cells(cells: list[tuple[str, Any, Any]], doc: dict[str, Any]) -> int:

@@ -112,6 +112,14 @@ def add_judge_flags(j) -> None:  # type: ignore[no-untyped-def]
                    help="judges that must score for a panel verdict (default: a majority)")
 
 
+def judge_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of the flags :func:`add_judge_flags` adds (all but ``--judge``), keyed by their destinations,
+    which are the keyword arguments ``judgekit.judge`` and ``judgekit.probe`` take."""
+    flags = argparse.ArgumentParser(add_help=False)
+    add_judge_flags(flags)
+    return {a.dest: getattr(args, a.dest) for a in flags._actions if a.dest != "judge"}
+
+
 def stdout_console():  # type: ignore[no-untyped-def]
     """The console for results: the terminal's width, or 200 columns when the output is piped."""
     from rich.console import Console

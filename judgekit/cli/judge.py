@@ -7,6 +7,7 @@ from pathlib import Path
 
 from judgekit.cli._common import (
     add_judge_flags,
+    judge_options,
     notifier,
     print_interrupted,
     print_run,
@@ -55,19 +56,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings_printed(console):
             results = judge(args.responses, args.rubric, args.judge, store=args.store, out=args.out,
-                            concurrency=args.concurrency, samples=args.samples, reduce=args.reduce,
-                            reasks=args.reasks, retries=args.retries, timeout=args.timeout,
-                            temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
-                            response_format=args.response_format, no_images=args.no_images,
-                            api_base=args.api_base, deployments=args.deployments,
-                            api_key_env=args.api_key_env, backend=args.backend,
-                            rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, price_in=args.price_in,
-                            price_out=args.price_out, panel_reduce=args.panel_reduce,
-                            panel_quorum=args.panel_quorum, local_mode=args.local_mode,
-                            calibration=args.calibration, threads=args.threads, robustness=args.robustness,
-                            batch=args.batch, batch_poll=args.batch_poll,
-                            ray=args.ray, workers=args.workers,
-                            progress=bar, notify=notifier(console))
+                            robustness=args.robustness, batch=args.batch, batch_poll=args.batch_poll,
+                            ray=args.ray, workers=args.workers, progress=bar, notify=notifier(console),
+                            **judge_options(args))
     except JudgingInterrupted as stop:
         return print_interrupted(stop.results, console)
     return print_run(results, console, max_cost=args.max_cost, robustness_out=args.robustness)

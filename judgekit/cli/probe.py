@@ -11,6 +11,7 @@ from judgekit.cli._common import (
     EXIT_INTERRUPTED,
     _positive_int,
     add_judge_flags,
+    judge_options,
     notifier,
     stderr_console,
     stdout_console,
@@ -68,16 +69,8 @@ def run(args: argparse.Namespace) -> int:
             rep = probe(args.responses, args.rubric, args.judge, out=args.out, markdown=args.markdown,
                         probes=args.probes, n=args.n, consistency_samples=args.consistency_samples,
                         injections=args.injections, custom_injections=args.injection_text, baseline=args.baseline,
-                        store=args.store, concurrency=args.concurrency, samples=args.samples, reduce=args.reduce,
-                        reasks=args.reasks, retries=args.retries, timeout=args.timeout,
-                        temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
-                        response_format=args.response_format, no_images=args.no_images, api_base=args.api_base,
-                        deployments=args.deployments,
-                        api_key_env=args.api_key_env, backend=args.backend, rpm=args.rpm, tpm=args.tpm,
-                        max_cost=args.max_cost, price_in=args.price_in, price_out=args.price_out,
-                        panel_reduce=args.panel_reduce, panel_quorum=args.panel_quorum,
-                        local_mode=args.local_mode, calibration=args.calibration, threads=args.threads,
-                        boot=args.boot, progress=bar, notify=notifier(console))
+                        store=args.store, boot=args.boot, progress=bar, notify=notifier(console),
+                        **judge_options(args))
     except ProbeInterrupted as stop:
         console.print(f"[yellow]interrupted[/yellow]: {stop.calls_made} calls finished in this run and are stored; "
                       "re-run the same command to resume")
