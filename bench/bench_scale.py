@@ -201,10 +201,16 @@ def rows_of(results: dict[str, Any]) -> list[dict[str, Any]]:
         row(p, "", a["share_max"], ".3f")
         row(p, f"throughput ratio {a['servers']} servers / 1", a["ratio"], ".2f", f">= {TARGET_SERVERS_RATIO}",
             a["ratio"] >= TARGET_SERVERS_RATIO)
-    for part in ("ray", "merge"):  # bench/scale_shards.py's parts: their scalar figures as they are
-        for key, value in (results.get(part) or {}).items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                row(f"{'B' if part == 'ray' else 'C'} {part}", key, value, ".3f" if isinstance(value, float) else "d")
+    targets = {("ray", "overhead_pct"): ("target_overhead_pct", "<="), ("merge", "per_s"): ("target_per_s", ">=")}
+    for part in ("ray", "merge"):  # bench/scale_shards.py's parts: their scalar figures, checked where they aim
+        fig = results.get(part) or {}
+        for key, value in fig.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and not key.startswith("target"):
+                aim = targets.get((part, key))
+                goal = fig.get(aim[0]) if aim else None
+                ok = None if goal is None else (value <= goal if aim[1] == "<=" else value >= goal)
+                row(f"{'B' if part == 'ray' else 'C'} {part}", key, value, ".3f" if isinstance(value, float) else "d",
+                    "" if goal is None else f"{aim[1]} {goal:,.0f}", ok)
     return rows
 
 

@@ -8,6 +8,7 @@ makes no call, and a worker killed mid-run loses at most its calls in flight.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -198,7 +199,7 @@ def test_ray_sharded_equals_plain_and_rerun_is_free(ray_cluster: Any, two_server
     store = tmp_path / "sharded.sqlite"
     t0 = time.perf_counter()
     rep = run_sharded(responses, rubric, [_spec(s1.base_url)], RunOptions(concurrency=8), store, workers=2,
-                      worker_api_bases=[s1.base_url, s2.base_url])
+                      worker_api_bases=[s1.base_url, s2.base_url], warm_up=False)
     assert time.perf_counter() - t0 < 120
     assert _comparable(rep.judgments) == _comparable(plain.judgments)
     assert rep.calls_made == plain.calls_made == 48 and rep.calls_cached == 0
@@ -235,7 +236,7 @@ def test_ray_killed_worker_resumes_nothing_repaid(ray_cluster: Any, two_servers:
 
     opts = RunOptions(concurrency=concurrency)
     rep = run_sharded(responses, rubric, [_spec(s1.base_url)], opts, store, workers=2, shard_retries=0,
-                      worker_api_bases=[s1.base_url, s2.base_url], on_actors=killer)
+                      worker_api_bases=[s1.base_url, s2.base_url], on_actors=killer, warm_up=False)
     lost = [j for j in rep.judgments if j.reason == NOT_RUN_WORKER]
     assert lost and rep.transport_failures == len(lost)
     assert all(j.status == "scored" for j in rep.judgments if j.reason != NOT_RUN_WORKER)
@@ -277,13 +278,45 @@ def test_ray_killed_worker_retried_and_leftovers_merged(ray_cluster: Any, two_se
         threading.Thread(target=go, daemon=True).start()
 
     rep = run_sharded(responses, rubric, [_spec(s1.base_url)], RunOptions(concurrency=2), store, workers=2,
-                      shard_retries=1, worker_api_bases=[s1.base_url, s2.base_url], on_actors=killer)
+                      shard_retries=1, worker_api_bases=[s1.base_url, s2.base_url], on_actors=killer,
+                      warm_up=False)
     assert all(j.status == "scored" for j in rep.judgments)
     assert rep.calls_cached == 3 and rep.transport_failures == 0
     rows = _rows(store)
     assert len(rows) == len({(k, a) for k, a, *_ in rows}) == n
     assert not shard_path(store, 5).exists()
     assert s1.requests + s2.requests - (n - 3) <= 2  # only calls in flight at the kill were sent twice
+
+
+@pytest.mark.slow
+def test_ray_warm_up_hands_over_nothing_lost_or_repaid(ray_cluster: Any, two_servers: Any, tmp_path: Path) -> None:
+    """The driver judges (against server 1) until the actors answer, then the shards (server 2) take the rest:
+    every call made once, the judgments those of a plain run, the accounting summed over both phases."""
+    from judgekit.judging.sharding import leftover_shards, run_sharded
+
+    s1, s2 = two_servers
+    rubric = load_rubric(RUBRIC)
+    n = 200  # at 2 x 10 calls/s the warm-up alone would take 10 s; the actors of a running cluster answer in ~1 s
+    responses = _responses(n - 4, "w", "[[script:slow=0.1]]") + _responses(4, "x", "[[script:malformed_then_valid]]")
+    plain = _run(responses, _spec(s2.base_url), tmp_path / "plain.sqlite", rubric)
+    s2.reset()
+    notes: list[str] = []
+    progress: list[tuple[int, int]] = []
+    store = tmp_path / "s.sqlite"
+    rep = run_sharded(responses, rubric, [_spec(s1.base_url)], RunOptions(concurrency=2), store, workers=2,
+                      worker_api_bases=[s2.base_url], notify=notes.append,
+                      progress=lambda d, t, c: progress.append((d, t)))
+    assert s1.requests > 0 and s2.requests > 0  # both phases judged
+    assert s1.requests + s2.requests == n + 4 == rep.calls_made and rep.calls_cached == 0  # 4 re-asks
+    assert any(f"{s1.requests} call(s) made in this process" in t for t in notes)
+    assert sum(v["calls"] for v in rep.per_server.values()) == n + 4  # the warm-up's server and the shards'
+    assert _comparable(rep.judgments) == _comparable(plain.judgments)
+    assert all(j.status == "scored" for j in rep.judgments) and rep.transport_failures == 0
+    rows = _rows(store)
+    assert len(rows) == len({(k, a) for k, a, *_ in rows}) == n + 4 and leftover_shards(store) == []
+    assert progress[-1] == (n, n) and all(a[0] <= b[0] for a, b in itertools.pairwise(progress))
+    again = run_sharded(responses, rubric, [_spec(s1.base_url)], RunOptions(concurrency=2), store, workers=2)
+    assert again.calls_made == 0 and again.calls_cached == n + 4 and s1.requests + s2.requests == n + 4
 
 
 def test_ray_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -324,3 +357,39 @@ def test_cli_judge_ray_local(server: ScriptedServer, tmp_path: Path) -> None:
     p = _judgekit(*args, "--ray", "--workers", "2")
     assert p.returncode == 0, p.stderr
     assert server.requests - before == 12  # the re-run made no call
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_during_the_warm_up_loses_and_repays_nothing(tmp_path: Path) -> None:
+    """Ctrl-C while the local cluster starts (the driver judging meanwhile): exit 130 with the interrupted
+    note, no traceback, no shard store left; the calls in flight finish and are stored, so the re-run pays only
+    what was never sent."""
+    import signal
+
+    _ray()
+    n = 60
+    data = tmp_path / "responses.jsonl"
+    data.write_text("".join(json.dumps(r.model_dump(exclude_defaults=True)) + "\n"
+                            for r in _responses(n, "c", "[[script:slow=0.2]]")))
+    store, out = tmp_path / "s.sqlite", tmp_path / "results.jsonl"
+    with ScriptedServer() as srv:
+        args = ["judge", str(data), "--rubric", str(RUBRIC), "--judge", "openai/scripted", "--api-base",
+                srv.base_url, "--backend", "lean", "--store", str(store), "--out", str(out), "--no-progress",
+                "--concurrency", "2"]
+        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_COLOR": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "judgekit.cli", *args, "--ray", "local", "--workers", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and srv.requests < 4:  # the warm-up is judging
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        first = srv.requests
+        assert 0 < first < n and not out.exists() and not list(tmp_path.glob("s.sqlite.shard-*"))
+        assert len(_rows(store)) == first  # every call sent was stored
+        p = _judgekit(*args)  # resumed as a plain run
+        assert p.returncode == 0, p.stderr
+        assert srv.requests == n and len(_rows(store)) == n  # nothing paid twice
+        assert len(out.read_text().splitlines()) == n

@@ -539,14 +539,8 @@ class BatchRunner(Runner):
         t_in, t_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         prices = batch_prices(spec)
         cost = t_in * prices[0] + t_out * prices[1] if prices else None
-        rep = self.report
-        rep.calls_made += 1
-        rep.tokens_in += t_in
-        rep.tokens_out += t_out
-        if cost is None:
-            rep.unpriced_calls += 1
-        else:
-            rep.cost += cost
+        self.report.count_call(t_in, t_out, cost)
+        if cost is not None:
             unit.cost = (unit.cost or 0.0) + cost
         unit.tokens_in += t_in
         unit.tokens_out += t_out

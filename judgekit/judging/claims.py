@@ -34,7 +34,8 @@ class ClaimScheduler(Generic[U]):
     renews this run's leases every third of the lease; claims of settled units are released in batches and
     all of them when :meth:`run` ends, however it ends. ``notify`` gets the waiting note, once. Once
     ``stopped()`` is true (the run was stopped: budget, abort, Ctrl-C), deferred units are no longer waited
-    for: they go to ``run`` unclaimed, which must then settle them without a call.
+    for and the units not yet claimed are not claimed any more: they go to ``run`` unclaimed, which must then
+    settle them without a call.
     """
 
     def __init__(self, store: Store, *, chunk: int, key: Callable[[U], str], known: Callable[[U], int],
@@ -49,6 +50,7 @@ class ClaimScheduler(Generic[U]):
         self._ready: deque[U] = deque()
         self._deferred: list[tuple[U, tuple[int, str]]] = []
         self._release: list[str] = []
+        self._unclaimed: set[str] = set()  # taken after the stop: run (settled without a call), never claimed
         self.note: str | None = None
 
     def _claim(self, batch: list[U]) -> None:
@@ -65,6 +67,11 @@ class ClaimScheduler(Generic[U]):
 
     def _next(self, source: Iterator[U]) -> U | None:
         while not self._ready:
+            if self._stopped is not None and self._stopped():  # no new call starts: nothing more to claim
+                u = next(source, None)
+                if u is not None:
+                    self._unclaimed.add(self._key(u))
+                return u
             batch = list(itertools.islice(source, self.chunk))
             if not batch:
                 return None
@@ -72,9 +79,13 @@ class ClaimScheduler(Generic[U]):
         return self._ready.popleft()
 
     def _done(self, u: U) -> None:
-        self._release.append(self._key(u))
-        if len(self._release) >= self.chunk:
-            self._flush()
+        k = self._key(u)
+        if k in self._unclaimed:
+            self._unclaimed.discard(k)
+        else:
+            self._release.append(k)
+            if len(self._release) >= self.chunk:
+                self._flush()
         self._settled(u)
 
     def _flush(self) -> None:

@@ -108,6 +108,34 @@ class RunReport:
     # a usable reply), latency_s (mean over its calls); collected by the backends, copied at the end of the run
     per_server: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def count_call(self, tokens_in: int, tokens_out: int, cost: float | None) -> None:
+        """One call made by this run, with its tokens and cost (an unknown cost counts as unpriced)."""
+        self.calls_made += 1
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        if cost is None:
+            self.unpriced_calls += 1
+        else:
+            self.cost += cost
+
+    def add_accounting(self, other: RunReport, *, calls: bool = True) -> None:
+        """Add another run's accounting to this one (a sharded run adds its warm-up's and its shards'):
+        transport failures and their reasons, per-server figures, the budget and interrupt flags, and with
+        ``calls`` its calls, cost and tokens too. Judgments and cached calls are not added."""
+        from judgekit.judging.backends.servers import merge_stats
+
+        self.transport_failures += other.transport_failures
+        self.failure_reasons.update(other.failure_reasons)
+        merge_stats(self.per_server, other.per_server)
+        self.budget_reached = self.budget_reached or other.budget_reached
+        self.interrupted = self.interrupted or other.interrupted
+        if calls:
+            self.calls_made += other.calls_made
+            self.cost += other.cost
+            self.unpriced_calls += other.unpriced_calls
+            self.tokens_in += other.tokens_in
+            self.tokens_out += other.tokens_out
+
 
 @dataclass(slots=True)
 class _Unit:
@@ -200,23 +228,28 @@ class Runner:
         self.schema = rubric.reply_schema()
         self.report = RunReport(judgments=[])
         self._stop = False
+        self.plan_keys: Sequence[str] | None = None  # the units' call keys, when known already (see _plan)
         self.control = RunControl()  # setup mistakes (exit 2) and Ctrl-C
         self._done = 0
         self._rpm = _limiter(options.requests_per_minute)
         self._tpm = _limiter(options.tokens_per_minute)
 
     # ---- planning ------------------------------------------------------------------------------------
-    def _plan(self) -> list[_Unit]:
+    def _plan(self, keys: Sequence[str] | None = None) -> list[_Unit]:
+        """Every (judge, response, sample) unit in that order, with its stored attempts. ``keys``: their call
+        keys in the same order when the caller has them already (a sharded run plans the same units again)."""
         stored = self.store.load()
         units: list[_Unit] = []
         fp, rv = self.rubric.fingerprint, self.rubric.version
+        given = iter(keys) if keys is not None else None
         for ji, spec in enumerate(self.judges):
             ident = spec.identity()
             local = spec.model.startswith("local/")
             for ri, resp in enumerate(self.responses):
                 for s in range(self.opt.samples):
-                    key = call_key(response=resp, judge_identity=ident, rubric_fingerprint=fp,
-                                   rubric_version=rv, prompt_version=PROMPT_VERSION, sample=s)
+                    key = next(given) if given is not None else call_key(
+                        response=resp, judge_identity=ident, rubric_fingerprint=fp, rubric_version=rv,
+                        prompt_version=PROMPT_VERSION, sample=s)
                     unit = _Unit(ri=ri, ji=ji, sample=s, key=key, stored=stored.get(key, []))
                     _absorb_stored(unit, self.opt.reasks, local=local)
                     units.append(unit)
@@ -270,14 +303,8 @@ class Runner:
                 unit.result = SampleResult(sample=unit.sample, status="unscored", attempts=attempt,
                                            reason=NOT_RUN_STOPPED if text is None else f"error: {text}")
                 return
-            rep = self.report
-            rep.calls_made += 1
-            rep.tokens_in += res.tokens_in
-            rep.tokens_out += res.tokens_out
-            if res.cost is None:
-                rep.unpriced_calls += 1
-            else:
-                rep.cost += res.cost
+            self.report.count_call(res.tokens_in, res.tokens_out, res.cost)
+            if res.cost is not None:
                 unit.cost = (unit.cost or 0.0) + res.cost
             unit.tokens_in += res.tokens_in
             unit.tokens_out += res.tokens_out
@@ -315,7 +342,7 @@ class Runner:
     async def run(self) -> RunReport:
         start = time.perf_counter()
         with _gc_paused():
-            units = self._plan()
+            units = self._plan(self.plan_keys)
         todo = [u for u in units if u.result is None]
         if todo:  # the store's identity rows (judgekit.judging.merge): what `judgekit store merge` checks
             record_identity(self.store, rubric_fingerprint=self.rubric.fingerprint, rubric_name=self.rubric.name,

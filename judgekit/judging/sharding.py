@@ -8,22 +8,36 @@ How a sharded run goes (the driver is the process that called :func:`run_sharded
 2. **Plan.** The ordinary runner's plan (:meth:`Runner._plan`) on the main store gives the samples still to judge
    (response x judge x sample without a settled stored result); the responses they belong to are split into
    at most W contiguous shards. Nothing pending: no cluster is started at all.
-3. **Shards.** Each shard gets a Ray actor (one per shard, ``num_cpus=1``) that runs the ordinary
+3. **Warm-up.** Starting a local cluster and its actors takes seconds (~5-7 s on a 2-core machine: bench/
+   scale_shards.py). For judges behind servers the driver does not wait idle meanwhile: a thread runs the
+   ordinary runner (at W x ``concurrency``, standing in for the W workers) on the pending samples against the
+   main store while the main thread starts the cluster and
+   the W actors and pings them; once every actor answers, the runner is told to hand over: it starts no new
+   call, lets the calls in flight finish and store, and returns. The pending samples are planned again from
+   the main store (what the warm-up judged is settled there) and the rest is sharded. Nothing is lost or
+   paid twice at the hand-over, by the runner's own resume rule. ``local/...`` judges skip the warm-up (it
+   would load the model once more, in the driver); ``warm_up=False`` skips it too.
+4. **Shards.** Each shard gets a Ray actor (one per shard, ``num_cpus=1``) that runs the ordinary
    :class:`Runner` on its responses against its own shard store next to the main one (seeded with the stored
    earlier attempts of its pending calls, so a re-ask continues the stored conversation). A ``local/...``
    judge's model is loaded once per actor. ``concurrency`` applies per worker; ``rpm``, ``tpm`` and the
    ``max_cost`` budget are divided among the shards (by their share of the responses).
-4. **Merge and assemble.** Every shard store is merged into the main store by call key and removed; the
+5. **Merge and assemble.** Every shard store is merged into the main store by call key and removed; the
    runner then runs once more on *all* responses against the main store: it makes no call and assembles the
-   judgments exactly as a plain run does. The report counts the calls the workers made as made now
-   (``calls_made``, ``cost``, tokens) and the rest as read from the store, per judgment too.
+   judgments exactly as a plain run does (with the call keys of step 2, not computed again). The report counts
+   the calls the warm-up and the workers made as made now (``calls_made``, ``cost``, tokens) and the rest as
+   read from the store, per judgment too. A cluster started here shuts down (~1.4 s of waiting for its
+   processes) in a thread while that pass runs.
 
 Failures: a worker that dies (``ray.kill``, a crashed node: ``RayActorError``) leaves its shard store holding
 every call it finished; the driver retries that shard once (``shard_retries``) with a new actor on the same
 shard store, which resumes from it. If the retry fails too, its unjudged samples are unscored with
 :data:`NOT_RUN_WORKER` and counted as transport failures (the run is incomplete, the CLI's exit 3); the same
 command again resumes with nothing paid twice. An exception inside a worker (a setup mistake) is raised in the
-driver after what the shards stored has been merged.
+driver after what the shards stored has been merged. Ctrl-C during the start stops the warm-up at once (its
+calls in flight finish and are stored) and takes effect when ``ray.init`` returns; during the shards it kills
+the workers (their shard stores are merged: only their calls in flight are sent again on resume). Either way
+the report comes back with ``interrupted`` set and the judgments so far, as a plain run's does.
 
 Ray is an optional extra (``pip install 'judgekit[ray]'``), imported only inside :func:`run_sharded`.
 """
@@ -34,7 +48,6 @@ import contextlib
 import dataclasses
 import glob
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,8 +57,9 @@ from judgekit.io.records import Response, SampleResult
 from judgekit.judging.backends import JudgeSpec
 from judgekit.judging.merge import merge_stores, record_identity, seed_store, stored_calls
 from judgekit.judging.prompt import PROMPT_VERSION
+from judgekit.judging.raycluster import Cluster, ShardWorker, run_shard, warm_up_while_starting
 from judgekit.judging.rubric import Rubric
-from judgekit.judging.runner import Runner, RunOptions, RunReport, _Unit
+from judgekit.judging.runner import NOT_RUN_STOPPED, Runner, RunOptions, RunReport, _Unit
 from judgekit.judging.store import Store
 
 NOT_RUN_WORKER = "not judged: its Ray worker was lost (re-run to continue)"
@@ -91,51 +105,16 @@ def split(items: Sequence[int], parts: int) -> list[list[int]]:
     return [p for p in out if p]
 
 
-class _ShardRunner(Runner):
-    """The ordinary runner, also keeping the units it assembled (for the unscored samples' reasons)."""
-
-    units: list[_Unit]
-
-    def _assemble(self, units):  # type: ignore[no-untyped-def]
-        self.units = units
-        return super()._assemble(units)
-
-
-def run_shard(responses: list[Response], rubric: Rubric, specs: list[JudgeSpec], options: RunOptions,
-              store: str) -> dict[str, Any]:
-    """Judge one shard into its shard store (what a worker does); the run's accounting as plain data."""
-    with Store(store) as st:
-        runner = _ShardRunner(responses, rubric, specs, st, options)
-        runner.units = []
-        rep = runner.run_sync()
-    return {"calls_made": rep.calls_made, "cost": rep.cost, "unpriced_calls": rep.unpriced_calls,
-            "tokens_in": rep.tokens_in, "tokens_out": rep.tokens_out,
-            "transport_failures": rep.transport_failures, "failure_reasons": dict(rep.failure_reasons),
-            "budget_reached": rep.budget_reached, "interrupted": rep.interrupted,
-            "reasons": {u.key: u.result.reason for u in runner.units
-                        if u.result is not None and u.result.status == "unscored"}}
-
-
-class ShardWorker:
-    """The Ray actor class (wrapped by ``ray.remote`` in :func:`run_sharded`): one per shard."""
-
-    def run(self, responses: list[Response], rubric: Rubric, specs: list[JudgeSpec], options: RunOptions,
-            store: str) -> dict[str, Any]:
-        return run_shard(responses, rubric, specs, options, store)
-
-    def ping(self) -> bool:
-        return True
-
-
 class _Assembler(Runner):
     """The final pass on the main store: makes no call; pending samples are unscored with the worker's reason."""
 
     made: dict[str, int]
     reasons: dict[str, str | None]
     lost: int
+    not_run: str | None = None  # the reason of samples no one judged when the run was interrupted
 
-    def _plan(self) -> list[_Unit]:
-        units = super()._plan()
+    def _plan(self, keys: Sequence[str] | None = None) -> list[_Unit]:
+        units = super()._plan(keys)
         for u in units:
             n = self.made.get(u.key)
             if n:  # made by a worker in this run: not read from the store, as in a plain run
@@ -143,7 +122,7 @@ class _Assembler(Runner):
         return units
 
     async def _run_unit(self, unit: _Unit, backend: Any) -> None:
-        reason = self.reasons.get(unit.key)
+        reason = self.reasons.get(unit.key) or self.not_run
         if reason is None:
             self.lost += 1
         unit.result = SampleResult(sample=unit.sample, status="unscored", attempts=len(unit.stored),
@@ -159,17 +138,12 @@ def _shard_options(options: RunOptions, share: float, shards: int) -> RunOptions
                                tokens_per_minute=part(options.tokens_per_minute))
 
 
-def _init_ray(ray: Any, address: str | None, workers: int) -> bool:
-    """Connect to (or start) a cluster unless one is connected; True when this call did it."""
-    if ray.is_initialized():
-        return False
-    import logging
-
-    if address in (None, "", "local"):
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
-    else:
-        ray.init(address=address, logging_level=logging.WARNING)
-    return True
+def _pending_units(units: list[_Unit]) -> dict[int, list[_Unit]]:
+    pending: dict[int, list[_Unit]] = {}
+    for u in units:
+        if u.result is None:
+            pending.setdefault(u.ri, []).append(u)
+    return pending
 
 
 def run_sharded(responses: Sequence[Response], rubric: Rubric, specs: Sequence[JudgeSpec], options: RunOptions,
@@ -177,14 +151,15 @@ def run_sharded(responses: Sequence[Response], rubric: Rubric, specs: Sequence[J
                 worker_api_bases: Sequence[str] | None = None,
                 progress: Callable[[int, int, float], None] | None = None,
                 notify: Callable[[str], None] | None = None,
-                on_actors: Callable[[list[Any]], None] | None = None) -> RunReport:
+                on_actors: Callable[[list[Any]], None] | None = None, warm_up: bool = True) -> RunReport:
     """Judge ``responses`` on a Ray cluster in up to ``workers`` shards (see the module docstring) and return the
-    report of the final assembly, with the workers' calls counted as made by this run.
+    report of the final assembly, with the calls the warm-up and the workers made counted as made by this run.
 
     ``address``: ``"local"`` (or None) starts a local cluster of ``workers`` CPUs, ``"auto"`` or ``HOST:PORT``
     joins one (an already connected Ray session is used as it is). ``worker_api_bases``: worker k sends to
-    ``worker_api_bases[k % len]`` (the API base is not part of a call's key). ``on_actors`` gets the actor
-    handles once submitted (for tests)."""
+    ``worker_api_bases[k % len]`` (the API base is not part of a call's key). ``warm_up``: the driver judges
+    while the cluster starts (step 3; never for ``local/...`` judges). ``on_actors`` gets the actor handles
+    once the shards are submitted (for tests)."""
     if workers < 1:
         raise JudgekitError("must be at least 1", field="--workers")
     ray = import_ray()
@@ -200,57 +175,77 @@ def run_sharded(responses: Sequence[Response], rubric: Rubric, specs: Sequence[J
     _merge_shards(leftover_shards(store), store, notify)
     with Store(store) as st:
         units = Runner(responses, rubric, specs, st, options)._plan()
-    pending: dict[int, list[_Unit]] = {}
-    for u in units:
-        if u.result is None:
-            pending.setdefault(u.ri, []).append(u)
-    shards = split(sorted(pending), workers)
-    pending_units = {u.key: u.stored for us in pending.values() for u in us}
-    totals: dict[str, Any] = {"calls_made": 0, "cost": 0.0, "unpriced_calls": 0, "tokens_in": 0, "tokens_out": 0,
-                              "transport_failures": 0, "budget_reached": False, "interrupted": False}
-    reasons_all: Counter[str] = Counter()
-    made: dict[str, int] = {}
-    reasons: dict[str, str | None] = {}
-    if shards:
-        results, made_rows = _run_on_ray(
-                              ray, shards, pending, responses, rubric, specs, options, store, address=address,
-                              workers=workers, shard_retries=shard_retries, worker_api_bases=worker_api_bases,
-                              progress=progress, total=len(units), done0=len(units) - sum(map(len, pending.values())),
-                              on_actors=on_actors, notify=notify)
-        for res in results:
-            for name in ("transport_failures", "budget_reached", "interrupted"):
-                value = totals[name]
-                totals[name] = (value or res[name]) if isinstance(value, bool) else value + res[name]
-            reasons_all.update(res["failure_reasons"])
-            reasons.update(res["reasons"])
-        # the calls made now: what the shard stores hold beyond what they were seeded with (a lost worker's too)
-        for key, attempt, cost, t_in, t_out in made_rows:
-            if attempt < len(pending_units.get(key, ())):
-                continue
-            made[key] = made.get(key, 0) + 1
-            totals["calls_made"] += 1
-            totals["tokens_in"] += t_in
-            totals["tokens_out"] += t_out
-            if cost is None:
-                totals["unpriced_calls"] += 1
+    keys = [u.key for u in units]  # in the plan's order (judge, response, sample): every later plan reuses them
+    total = len(units)
+    pending = _pending_units(units)
+    tally = RunReport(judgments=[])  # the accounting of the warm-up and the shards together
+    made: dict[str, int] = {}  # calls made now, per key
+    reasons: dict[str, str | None] = {}  # unscored samples' reasons, per key
+    cluster: Cluster | None = None
+    if pending:
+        cluster = Cluster(ray, address, workers)
+        try:
+            shard_options = options
+            if warm_up and not any(s.model.startswith("local/") for s in specs):
+                # the driver stands in for all W workers: their calls in flight together
+                driver = dataclasses.replace(options, concurrency=options.concurrency * workers)
+                ris, n_samples = sorted(pending), options.samples
+                sub_keys = [keys[(ji * len(responses) + ri) * n_samples + s]
+                            for ji in range(len(specs)) for ri in ris for s in range(n_samples)]
+                warm, pressed = warm_up_while_starting(cluster, [responses[ri] for ri in ris], sub_keys, rubric,
+                                                       specs, driver, store, progress, total)
+                tally.interrupted = pressed
+                if warm is not None:
+                    tally.add_accounting(warm.report)
+                    made.update((u.key, u.calls) for u in warm.units if u.calls)
+                    if warm.report.calls_made and notify is not None:
+                        notify(f"{warm.report.calls_made} call(s) made in this process while the Ray cluster "
+                               "started")
+                    if options.max_cost is not None:
+                        shard_options = dataclasses.replace(options, max_cost=max(0.0, options.max_cost - tally.cost))
+                with Store(store) as st:  # what the warm-up settled is no longer pending
+                    pending = _pending_units(Runner(responses, rubric, specs, st, options)._plan(keys))
             else:
-                totals["cost"] += cost
+                tally.interrupted = not cluster.start()
+            if pending and not (tally.interrupted or tally.budget_reached):
+                shards = split(sorted(pending), workers)
+                results, made_rows, pressed = _run_on_ray(
+                    cluster, shards, pending, responses, rubric, specs, shard_options, store,
+                    shard_retries=shard_retries, worker_api_bases=worker_api_bases, progress=progress, total=total,
+                    done0=total - sum(map(len, pending.values())), on_actors=on_actors, notify=notify)
+                tally.interrupted = tally.interrupted or pressed
+                for shard_report, shard_reasons in results:  # their calls: counted from their stores below
+                    tally.add_accounting(shard_report, calls=False)
+                    reasons.update(shard_reasons)
+                seeded = {u.key: len(u.stored) for us in pending.values() for u in us}
+                _count_rows(tally, made, made_rows, seeded)
+            cluster.release()  # the shutdown of a cluster started here overlaps the final pass
+        except BaseException:
+            cluster.close()
+            raise
     with Store(store) as st:
         asm = _Assembler(responses, rubric, specs, st, options, progress)
-        asm.made, asm.reasons, asm.lost = made, reasons, 0
-        report = asm.run_sync()
-    report.calls_made = totals["calls_made"]
-    report.cost = totals["cost"]
-    report.unpriced_calls = totals["unpriced_calls"]
-    report.tokens_in, report.tokens_out = totals["tokens_in"], totals["tokens_out"]
-    report.transport_failures = totals["transport_failures"] + asm.lost
-    report.failure_reasons = reasons_all
+        asm.made, asm.reasons, asm.lost, asm.plan_keys = made, reasons, 0, keys
+        asm.not_run = NOT_RUN_STOPPED if tally.interrupted else None
+        try:
+            report = asm.run_sync()
+        finally:
+            if cluster is not None:
+                cluster.close()  # waits for the shutdown begun above
+    report.add_accounting(tally)  # the final pass made no call: its own counts are zero
+    report.transport_failures += asm.lost
     if asm.lost:
         report.failure_reasons["Ray worker lost"] += asm.lost
-    report.budget_reached = report.budget_reached or totals["budget_reached"]
-    report.interrupted = report.interrupted or totals["interrupted"]
     report.wall_s = time.perf_counter() - t0
     return report
+
+
+def _count_rows(tally: RunReport, made: dict[str, int], rows: list[Any], seeded: dict[str, int]) -> None:
+    """The calls the shard stores hold beyond what they were seeded with: made now (a lost worker's too)."""
+    for key, attempt, cost, t_in, t_out in rows:
+        if attempt >= seeded.get(key, 0):
+            made[key] = made.get(key, 0) + 1
+            tally.count_call(t_in, t_out, cost)
 
 
 def _merge_shards(paths: Sequence[Path], store: Path, notify: Callable[[str], None] | None) -> None:
@@ -263,14 +258,15 @@ def _merge_shards(paths: Sequence[Path], store: Path, notify: Callable[[str], No
             remove_store(p)
 
 
-def _run_on_ray(ray: Any, shards: list[list[int]], pending: dict[int, list[_Unit]], responses: list[Response],
-                rubric: Rubric, specs: list[JudgeSpec], options: RunOptions, store: Path, *, address: str | None,
-                workers: int, shard_retries: int, worker_api_bases: Sequence[str] | None,
+def _run_on_ray(cluster: Cluster, shards: list[list[int]], pending: dict[int, list[_Unit]],
+                responses: list[Response], rubric: Rubric, specs: list[JudgeSpec], options: RunOptions, store: Path,
+                *, shard_retries: int, worker_api_bases: Sequence[str] | None,
                 progress: Callable[[int, int, float], None] | None, total: int, done0: int,
                 on_actors: Callable[[list[Any]], None] | None,
-                notify: Callable[[str], None] | None) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Run every shard on its actor; merge every shard store into ``store`` (also on failure); the results of
-    the shards that finished, and the calls the shard stores held (see :func:`stored_calls`)."""
+                notify: Callable[[str], None] | None) -> tuple[list[Any], list[Any], bool]:
+    """Run every shard on an actor of ``cluster`` (started); merge every shard store into ``store`` (also on
+    failure); the results of the shards that finished, the calls the shard stores held (see
+    :func:`stored_calls`) and whether Ctrl-C stopped it."""
     from ray.exceptions import RayActorError, RayTaskError
 
     try:
@@ -278,9 +274,8 @@ def _run_on_ray(ray: Any, shards: list[list[int]], pending: dict[int, list[_Unit
         lost_errors: tuple[type[BaseException], ...] = (RayActorError, WorkerCrashedError)
     except ImportError:  # pragma: no cover - older Ray
         lost_errors = (RayActorError,)
+    ray = cluster.ray
     n_pending = sum(len(pending[ri]) for ri in pending)
-    started = _init_ray(ray, address, workers)
-    remote_cls = ray.remote(num_cpus=1, max_restarts=0)(ShardWorker)
     paths = [shard_path(store, k) for k in range(len(shards))]
     jobs: list[tuple[list[Response], list[JudgeSpec], RunOptions]] = []
     for k, idx in enumerate(shards):
@@ -298,17 +293,18 @@ def _run_on_ray(ray: Any, shards: list[list[int]], pending: dict[int, list[_Unit
     actors: dict[int, Any] = {}
     futures: dict[Any, int] = {}
 
-    def submit(k: int) -> None:
-        actors[k] = remote_cls.remote()
+    def submit(k: int, actor: Any) -> None:
+        actors[k] = actor
         resp, ks, opts = jobs[k]
-        futures[actors[k].run.remote(resp, rubric_ref, ks, opts, str(paths[k]))] = k
+        futures[actor.run.remote(resp, rubric_ref, ks, opts, str(paths[k]))] = k
 
-    results: list[dict[str, Any]] = []
+    results: list[Any] = []  # (report, reasons) of each shard that finished (raycluster.run_shard)
     failure: BaseException | None = None
+    pressed = False
     done = done0
     try:
         for k in range(len(shards)):
-            submit(k)
+            submit(k, cluster.actors[k] if k < len(cluster.actors) else cluster.new_actor())
         if on_actors is not None:
             on_actors([actors[k] for k in range(len(shards))])
         while futures:
@@ -323,7 +319,7 @@ def _run_on_ray(ray: Any, shards: list[list[int]], pending: dict[int, list[_Unit
                         notify(f"Ray worker of shard {k} lost ({type(exc).__name__}); "
                                + ("retrying it on a new worker" if tries[k] <= shard_retries else "giving it up"))
                     if tries[k] <= shard_retries:
-                        submit(k)  # the new actor resumes from the shard store: nothing finished is paid again
+                        submit(k, cluster.new_actor())  # resumes from the shard store: nothing finished is repaid
                     continue
                 except RayTaskError as exc:  # an error inside the runner (a setup mistake): stop every shard
                     cause = getattr(exc, "cause", None)
@@ -335,24 +331,16 @@ def _run_on_ray(ray: Any, shards: list[list[int]], pending: dict[int, list[_Unit
                 results.append(res)
                 done += len([u for ri in shards[k] for u in pending[ri]])
                 if progress is not None:
-                    progress(done, total, sum(r["cost"] for r in results))
-    except KeyboardInterrupt:
-        for a in actors.values():
-            with contextlib.suppress(Exception):
-                ray.kill(a, no_restart=True)
-        _merge_shards([p for p in paths if p.exists()], store, notify)
-        raise
+                    progress(done, total, sum(rep.cost for rep, _ in results))
+    except KeyboardInterrupt:  # the workers are killed: what their shard stores hold is merged and counted
+        pressed = True
     finally:
-        for a in actors.values():
-            with contextlib.suppress(Exception):
-                ray.kill(a, no_restart=True)
-        if started:
-            ray.shutdown()
+        cluster.kill_actors()  # no actor writes to a shard store any more
     rows = [row for p in paths if p.exists() for row in stored_calls(p)]
     _merge_shards([p for p in paths if p.exists()], store, notify)
     if failure is not None:
         raise failure
-    return results, rows
+    return results, rows, pressed
 
 
 __all__ = ["NOT_RUN_WORKER", "ShardWorker", "import_ray", "leftover_shards", "run_shard", "run_sharded", "shard_path",
