@@ -138,13 +138,13 @@ def test_rubric_non_finite_numbers_are_errors(tmp_path: Path, old: str, new: str
 
 def test_shipped_rubrics_by_name_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert sample_data.shipped_rubrics() == ["general", "robustmad"]
+    assert sample_data.shipped_rubrics() == ["forge", "general", "robustmad"]
     assert load_rubric("general").name == "general"
     assert load_rubric(Path("robustmad")).name == load_rubric(ROOT / "rubrics" / "robustmad.yaml").name
     err = error_of(load_rubric, "nosuch")
-    assert "no rubric file or shipped rubric named 'nosuch'" in str(err) and "general, robustmad" in str(err)
+    assert "no rubric file or shipped rubric named 'nosuch'" in str(err) and "forge, general, robustmad" in str(err)
     err = error_of(load_rubric, "nosuch.yaml")
-    assert err.message.startswith("file not found") and "general, robustmad" in err.message
+    assert err.message.startswith("file not found") and "forge, general, robustmad" in err.message
 
 
 def test_an_existing_file_wins_over_a_shipped_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -404,7 +404,7 @@ def test_to_dict_is_json_serialisable() -> None:
     assert len(data["outcomes"]) == 12
     assert data["outcomes"][7] == {"id": "a7", "model": "m", "condition": "clean", "dataset": "VisA",
                                    "subtask": "Anomaly Discrimination", "reference": "A", "chosen": None,
-                                   "correct": False}
+                                   "correct": False, "setting": None}
     assert data["balanced_subtasks"] == ["anomaly discrimination", "anomaly detection"]
 
 

@@ -439,7 +439,7 @@ def test_missing_file(tmp_path: Path) -> None:
     p = tmp_path / "nope.yaml"
     with pytest.raises(JudgekitError) as info:
         load_rubric(p)
-    assert str(info.value) == f"{p}: file not found (shipped rubrics, usable by name: general, robustmad)"
+    assert str(info.value) == f"{p}: file not found (shipped rubrics, usable by name: forge, general, robustmad)"
 
 
 def test_not_utf8_file(tmp_path: Path) -> None:

@@ -499,31 +499,35 @@ def run_judges(responses: list[Response], rubric: Rubric, specs: list[JudgeSpec]
     return results
 
 
-def demo(out: str | Path = "reports/demo", *, judge: str = "local/default", local_mode: str | None = None,
+def demo(out: str | Path | None = None, *, judge: str = "local/default", local_mode: str | None = None,
          threads: int | None = None, progress: Callable[[int, int, float], None] | None = None,
-         notify: Callable[[str], None] | None = None) -> tuple[Results, DemoSummary]:
+         notify: Callable[[str], None] | None = None, forge: bool = False) -> tuple[Results, DemoSummary]:
     """What ``judgekit demo`` does: judge the shipped RobustMAD-style sample (24 items x 3 pretend models) with
     a local judge on the shipped ``robustmad`` rubric (concurrency 32), writing ``OUT/results.jsonl``,
     ``OUT/summary.md``, the HTML report ``OUT/report.html`` and the store ``OUT/store.sqlite`` (the same call
     again reads every judgment from it).
     Returns the :class:`Results` and the summary (its text and the models ranked by mean overall score).
+    ``forge``: the FORGE-style sample (8 part questions x 2 pretend models) on the shipped ``forge`` rubric, whose
+    fact checks (part number gating the pass, a toleranced bore, the components) run without a judge call;
+    ``out`` defaults to ``reports/demo-forge`` then (else ``reports/demo``).
     Ctrl-C raises :class:`JudgingInterrupted`."""
     from judgekit.io.dataio import read_responses
     from judgekit.judging.rubric import load_rubric
     from judgekit.judging.runner import RunOptions
     from judgekit.reporting.markdown import write_demo_summary
-    from judgekit.sample_data import rubric_path, sample_responses
+    from judgekit.sample_data import forge_responses, rubric_path, sample_responses
 
-    folder = Path(out)
-    rubric = load_rubric(rubric_path("robustmad"))
-    responses = read_responses(sample_responses())
+    folder = Path(out if out is not None else "reports/demo-forge" if forge else "reports/demo")
+    rubric = load_rubric(rubric_path("forge" if forge else "robustmad"))
+    responses = read_responses(forge_responses() if forge else sample_responses())
     spec = local_spec(judge, local_mode, None, threads)
     if folder.exists() and not folder.is_dir():
         raise JudgekitError("exists and is not a folder", path=folder)
     folder.mkdir(parents=True, exist_ok=True)
     results = run_judges(responses, rubric, [spec], RunOptions(concurrency=32), store=folder / "store.sqlite",
                          out=folder / "results.jsonl", progress=progress, notify=notify)
-    summary = write_demo_summary(folder / "summary.md", results.run, rubric, spec)
+    summary = write_demo_summary(folder / "summary.md", results.run, rubric, spec,
+                                 "forge_sample" if forge else "robustmad_sample")
     from judgekit.api.reports import report
 
     report(results, html=folder / "report.html", responses=responses, rubric=rubric)

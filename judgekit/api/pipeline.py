@@ -78,8 +78,15 @@ def generate(items: str | Path, models: str | Sequence[str], *, out: str | Path 
              seed: int = 0, no_images: bool = False, concurrency: int = 16, retries: int = 6,
              timeout: float = 120.0, rpm: float | None = None, tpm: float | None = None,
              threads: int | None = None, progress: Callable[[int, int], None] | None = None,
-             notify: Callable[[str], None] | None = None) -> GenerationReport:
+             notify: Callable[[str], None] | None = None, shots: str | int = "0",
+             templates: str | Path | None = None, knowledge: str | Path | None = None,
+             shots_cache: str | Path | None = None) -> GenerationReport:
     """Ask each model under test every item of ``items`` (images inline), as ``judgekit generate`` does.
+
+    MMAD's prompt settings (:mod:`judgekit.generation.shots`): ``shots`` ``"0"``, ``K`` or ``"1+"`` normal
+    template images before the query, from ``templates`` (a folder with one sub-folder per product) or the items
+    marked ``meta.normal: true``; ``knowledge`` a domain_knowledge.json file; ``shots_cache`` the folder of the
+    retrieval features (default ``<store>.shots``). The setting is recorded in each ``meta.generation``.
 
     ``models``: litellm provider strings (``openai/...``, ``hosted_vllm/...``) or ``local/default`` (text only);
     ``names`` (one per model; default the model strings) are written as the responses' ``model``.
@@ -142,10 +149,15 @@ def generate(items: str | Path, models: str | Sequence[str], *, out: str | Path 
         os.environ["JUDGEKIT_THREADS"] = str(threads)
     options = RunOptions(concurrency=concurrency, retries=retries, requests_per_minute=rpm, tokens_per_minute=tpm)
     options.validate()
+    from judgekit.generation.shots import make_plan
+
+    plan = make_plan(item_list, shots=shots, templates=as_path(templates), knowledge=as_path(knowledge),
+                     items_path=Path(items),
+                     cache_dir=as_path(shots_cache) or store_path.with_name(store_path.name + ".shots"))
     with new_store_cleanup(store_path), Store(store_path) as st, shown_while_running(progress):
         report = run_generation(item_list, specs, st, preset=PRESETS[preset], options=options,
                                 temperature=temperature, max_tokens=max_tokens, images=not no_images,
-                                names=given_names, progress=progress, notify=notify)
+                                names=given_names, progress=progress, notify=notify, plan=plan)
     if report.interrupted:
         raise GenerationInterrupted(report)
     if out_path is not None:
@@ -153,23 +165,33 @@ def generate(items: str | Path, models: str | Sequence[str], *, out: str | Path 
     return report
 
 
-def mcq(responses: str | Path, *, mmad_aliases: bool = False, json: str | Path | None = None,
+def mcq(responses: str | Path | Sequence[str | Path], *, mmad_aliases: bool = False, json: str | Path | None = None,
         markdown: str | Path | None = None) -> MCQReport:
     """Score multiple-choice answers as ``judgekit mcq`` does: the letter each answer chose (never guessed: an
     unparsable answer counts as wrong and is reported as its own rate), accuracy per model, condition,
     dataset and subtask, balanced accuracy for anomaly discrimination, MMAD's averages (mean over subtasks,
     then over datasets). ``mmad_aliases`` merges MMAD's Object Structure/Details into Object Analysis.
-    ``json`` / ``markdown`` also write the report (every answer's outcome) / its tables."""
-    from judgekit.generation.mcq import MMAD_SUBTASK_ALIASES, mcq_markdown, score_mcq
+    ``json`` / ``markdown`` also write the report (every answer's outcome) / its tables. ``responses`` may be
+    several files (e.g. one per prompt setting of ``judgekit generate``); with several settings the report has
+    the gain of each over the baseline (0-shot when present), paired by id, model and condition."""
+    from judgekit.generation.mcq import MMAD_SUBTASK_ALIASES, SettingGain, mcq_markdown, score_mcq
+    from judgekit.generation.mcq_settings import setting_pairs
     from judgekit.io.dataio import atomic_write_json, atomic_write_text, read_responses
+    from judgekit.stats.paired_tests import paired_difference
 
     json_path, md_path = as_path(json), as_path(markdown)
     for path, flag, ext in ((json_path, "--json", ".json"), (md_path, "--markdown", ".md")):
         if path is not None and path.suffix.lower() != ext:
             raise JudgekitError(f"expected a {ext} file", path=path, field=flag)
         check_writable(path, flag)
-    answers = read_responses(responses, check_images=False)
+    files = [responses] if isinstance(responses, str | Path) else list(responses)
+    answers = [a for f in files for a in read_responses(f, check_images=False)]
     report = score_mcq(answers, subtask_aliases=MMAD_SUBTASK_ALIASES if mmad_aliases else None)
+    for model, condition, base, setting, before, after in setting_pairs(report.outcomes):
+        d = paired_difference(before, after, binary=True)
+        report.setting_gains.append(SettingGain(
+            model=model, condition=condition, baseline=base, setting=setting, n=d.n, baseline_accuracy=d.baseline,
+            accuracy=d.degraded, diff=d.diff, ci_low=d.ci_low, ci_high=d.ci_high, p_value=d.p_value, note=d.note))
     if json_path is not None:
         atomic_write_json(json_path, report.to_dict())
     if md_path is not None:

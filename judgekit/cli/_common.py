@@ -57,6 +57,13 @@ _positive = _number(0, above=True)
 _non_negative = _number(0)
 
 
+def rubric_help() -> str:
+    """The help text of a rubric argument, naming the shipped rubrics (read from the installed package)."""
+    from judgekit.sample_data import shipped_rubrics
+
+    return f"rubric YAML file, or the name of a shipped rubric ({', '.join(shipped_rubrics())})"
+
+
 def add_judge_flags(j) -> None:  # type: ignore[no-untyped-def]
     """The flags that say which judge to call and how (``judgekit judge`` and ``judgekit probe`` share them):
     --judge, the local judge's options, the server, the client's limits and the sampling."""

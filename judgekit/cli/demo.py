@@ -14,7 +14,11 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
                                    "embedded offline judge (local/default) on rubrics/robustmad.yaml; write the "
                                    "results, a Markdown summary and an HTML report to --out. Re-running reuses the "
                                    "store.")
-    d.add_argument("--out", type=Path, default=Path("reports/demo"), help="output folder (default reports/demo)")
+    d.add_argument("--out", type=Path, default=None,
+                   help="output folder (default reports/demo, or reports/demo-forge with --forge)")
+    d.add_argument("--forge", action="store_true",
+                   help="the FORGE-style sample (8 part questions x 2 pretend models) on rubrics/forge.yaml, whose "
+                        "fact checks (part number, toleranced bore, components) need no judge call")
     d.add_argument("--judge", default="local/default", metavar="MODEL",
                    help="a local judge (default local/default)")
     d.add_argument("--local-mode", choices=["likelihood", "rate"], default=None,
@@ -31,15 +35,16 @@ def run(args: argparse.Namespace) -> int:
 
     console = stderr_console()
     bar = ProgressBar("demo", console, disabled=args.no_progress)
+    out_dir = args.out or Path("reports/demo-forge" if args.forge else "reports/demo")
     try:
-        results, summary = demo(args.out, judge=args.judge, local_mode=args.local_mode, threads=args.threads,
-                                progress=bar, notify=notifier(console))
+        results, summary = demo(out_dir, judge=args.judge, local_mode=args.local_mode, threads=args.threads,
+                                progress=bar, notify=notifier(console), forge=args.forge)
     except JudgingInterrupted as stop:
         return print_interrupted(stop.results, console)
     code = print_run(results, console)
     out = Console()
     out.print(f"ranking by mean overall score: {' > '.join(summary.ranking)}")
-    out.print(f"results: {args.out / 'results.jsonl'}\nsummary: {args.out / 'summary.md'}\n"
-              f"report:  {args.out / 'report.html'}\n"
-              f"store:   {args.out / 'store.sqlite'} (a re-run reads every judgment from it)")
+    out.print(f"results: {out_dir / 'results.jsonl'}\nsummary: {out_dir / 'summary.md'}\n"
+              f"report:  {out_dir / 'report.html'}\n"
+              f"store:   {out_dir / 'store.sqlite'} (a re-run reads every judgment from it)")
     return code

@@ -44,6 +44,17 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     g.add_argument("--max-tokens", type=_positive_int, help="override the preset's max new tokens for open questions")
     g.add_argument("--seed", type=int, default=0, help="seed sent with every request (default 0)")
     g.add_argument("--no-images", action="store_true", help="ask without the images (text-only trials)")
+    g.add_argument("--shots", default="0", metavar="0|K|1+",
+                   help="MMAD's settings: K normal template images of the item's product before the query "
+                        "(chosen deterministically, seeded by the item id), or 1+ for the one most similar to the "
+                        "query (SSIM - Bhattacharyya distance of colour histograms); default 0")
+    g.add_argument("--templates", type=Path, metavar="DIR",
+                   help="normal template images, one sub-folder per product (default: the items marked "
+                        "\"meta\": {\"normal\": true}); an item's product is meta.product, else its category")
+    g.add_argument("--knowledge", type=Path, metavar="FILE",
+                   help="per-product domain knowledge added to the prompt (MMAD's domain_knowledge.json format)")
+    g.add_argument("--shots-cache", type=Path, metavar="DIR",
+                   help="folder of the cached retrieval features (default STORE.shots)")
     g.add_argument("--concurrency", type=_positive_int, default=16, help="calls in flight (default 16)")
     g.add_argument("--retries", type=_count, default=6, help="retries on transient faults (default 6)")
     g.add_argument("--timeout", type=_positive, default=120.0, help="seconds per call (default 120)")
@@ -68,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
                           preset=args.preset, temperature=args.temperature, max_tokens=args.max_tokens,
                           seed=args.seed, no_images=args.no_images, concurrency=args.concurrency,
                           retries=args.retries, timeout=args.timeout, rpm=args.rpm, tpm=args.tpm,
-                          threads=args.threads, progress=bar, notify=notifier(console))
+                          threads=args.threads, progress=bar, notify=notifier(console), shots=args.shots,
+                          templates=args.templates, knowledge=args.knowledge, shots_cache=args.shots_cache)
     except GenerationInterrupted as stop:
         console.print(f"[yellow]interrupted[/yellow]: {stop.report.calls_made} answers finished in this run and are "
                       "stored; re-run the same command to resume")

@@ -11,6 +11,7 @@ from judgekit.cli._common import (
     notifier,
     print_interrupted,
     print_run,
+    rubric_help,
     stderr_console,
     warnings_printed,
 )
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
                                    "every call to the --store (a re-run skips what is stored).")
     j.add_argument("responses", type=Path, help="responses file (.jsonl, .csv or .parquet)")
     j.add_argument("--rubric", type=Path, required=True,
-                   help="rubric YAML file, or the name of a shipped rubric (robustmad, general)")
+                   help=rubric_help())
     add_judge_flags(j)
     j.add_argument("--store", type=Path, default=Path("judgekit-store.sqlite"),
                    help="SQLite store of every call (default judgekit-store.sqlite)")

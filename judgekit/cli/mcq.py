@@ -14,8 +14,9 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
                                    "as wrong and is reported as a separate rate) and report accuracy per model, "
                                    "condition, dataset and subtask, balanced accuracy for anomaly discrimination "
                                    "and MMAD's averages (mean over subtasks, then over datasets).")
-    m.add_argument("responses", type=Path, help="responses file whose records have 'options' and a letter "
-                                                "'reference'")
+    m.add_argument("responses", type=Path, nargs="+",
+                   help="responses file(s) whose records have 'options' and a letter 'reference'; give one per "
+                        "prompt setting of 'judgekit generate --shots/--knowledge' to get the gain of each setting")
     m.add_argument("--mmad-aliases", action="store_true",
                    help="merge MMAD's 'Object Structure' and 'Object Details' into 'Object Analysis', as its "
                         "script does")

@@ -13,6 +13,7 @@ from judgekit.cli._common import (
     add_judge_flags,
     judge_options,
     notifier,
+    rubric_help,
     stderr_console,
     stdout_console,
     warnings_printed,
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
                                    "answers are read from it.")
     p.add_argument("responses", type=Path, help="responses file (.jsonl, .csv or .parquet)")
     p.add_argument("--rubric", type=Path, required=True,
-                   help="rubric YAML file, or the name of a shipped rubric (robustmad, general)")
+                   help=rubric_help())
     add_judge_flags(p)
     p.add_argument("--out", type=Path, required=True, metavar="PROBES.json",
                    help="the probes file (JSON; 'judgekit report --probes' shows it in the judge card)")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from judgekit.cli._common import rubric_help
+
 
 def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     r = sub.add_parser("rubric", help="rubric tools")
     rsub = r.add_subparsers(dest="rubric_command", required=True, metavar="SUBCOMMAND")
     rc = rsub.add_parser("check", help="validate a rubric file")
-    rc.add_argument("file", type=Path, help="rubric YAML file, or the name of a shipped rubric (robustmad, general)")
+    rc.add_argument("file", type=Path, help=rubric_help())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,4 +26,14 @@ def run(args: argparse.Namespace) -> int:
                     f"reply keys: {keys}; overall: {rubric.overall.method}; pass: {rubric.pass_rule}; "
                     f"flags: {', '.join(f'{k} = {v}' for k, v in rubric.flags.items()) or 'none'}; "
                     f"{len(rubric.examples)} example(s)")
+    if rubric.checks:
+        checks = "; ".join(_check_text(c) for c in rubric.checks)
+        told = "told to the judge" if rubric.tell_judge_checks else "not told to the judge"
+        Console().print(f"fact checks (no judge call; {told}): {checks}", highlight=False)
     return 0
+
+
+def _check_text(check) -> str:  # type: ignore[no-untyped-def]
+    """``name (type, gate, weight w)`` of one fact check."""
+    extra = [check.type] + (["gate"] if check.gate else []) + ([f"weight {check.weight:g}"] if check.weight else [])
+    return f"{check.name} ({', '.join(extra)})"

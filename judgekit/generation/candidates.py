@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from judgekit.generation.shots import ShotPlan, Shots
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Item, Response
 from judgekit.judging.backends import Backend, ChatRequest, ChatResult, JudgeSpec, PermanentError, TransientError
 from judgekit.judging.claims import ClaimScheduler
 from judgekit.judging.control import RunAborted, RunControl, _limiter, call_with_retries
 from judgekit.judging.runner import RunOptions
-from judgekit.judging.store import Store, StoredCall, _file_sha256
+from judgekit.judging.store import Store, StoredCall, _file_sha256, cloud_key_fields
 
 GEN_PROMPT_VERSION = "gen-1"
 ROBUSTMAD_INSTRUCTION = ("Answer in at most 50 words, in plain sentences: no bullet points, no parentheses and no "
@@ -71,15 +72,23 @@ def question_text(item: Item, preset: GenerationPreset) -> str:
     return item.question if not preset.instruction else f"{item.question}\n{preset.instruction}"
 
 
-def generation_messages(item: Item, preset: GenerationPreset, *, images: bool = True) -> list[dict[str, Any]]:
-    """The chat messages for one item (see the module's conventions)."""
-    from judgekit.judging.prompt import image_data_url
+def generation_messages(item: Item, preset: GenerationPreset, *, images: bool = True,
+                        shots: Shots | None = None) -> list[dict[str, Any]]:
+    """The chat messages for one item (see the module's conventions). ``shots`` (see
+    :mod:`judgekit.generation.shots`): normal template images first, and their wording and domain knowledge
+    before the question."""
+    from judgekit.judging.prompt import cloud_view_parts, image_data_url
 
     text = question_text(item, preset)
-    paths = [*item.reference_images, *item.images] if images else []
-    if not paths:
+    templates = list(shots.templates) if shots is not None and images else []
+    if shots is not None and (templates or shots.knowledge):
+        text = f"{Shots(tuple(templates), shots.knowledge).preface()}\n\n{text}"
+    paths = [*templates, *item.reference_images, *item.images] if images else []
+    clouds = item.point_clouds if images else []
+    if not paths and not clouds:
         return [{"role": "user", "content": text}]
     parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": image_data_url(p)}} for p in paths]
+    parts += cloud_view_parts(clouds)  # the rendered views of each point cloud, after the item's images
     parts.append({"type": "text", "text": text})
     return [{"role": "user", "content": parts}]
 
@@ -94,14 +103,21 @@ def settings_for(item: Item, spec: JudgeSpec, preset: GenerationPreset, *, tempe
 
 
 def generation_key(item: Item, spec: JudgeSpec, preset: GenerationPreset, *, temperature: float, max_tokens: int,
-                   images: bool) -> str:
-    """The store key of one answer (see the module's conventions for what goes into it)."""
+                   images: bool, shots: Shots | None = None) -> str:
+    """The store key of one answer (see the module's conventions for what goes into it). Templates (by
+    content) and knowledge text are part of it; the default setting (none) adds nothing, so its keys are the
+    keys of runs made before settings existed."""
     doc = {"kind": "generate", "p": GEN_PROMPT_VERSION, "preset": preset.name,
            "instruction": preset.instruction if not item.options else MCQ_INSTRUCTION,
            "m": spec.model, "t": temperature, "mt": max_tokens, "seed": spec.seed, "extra": spec.extra,
            "id": item.id, "q": item.question, "opts": item.options, "cond": item.condition, "images": images,
            "img": [_file_sha256(p) for p in item.images] if images else [],
            "rimg": [_file_sha256(p) for p in item.reference_images] if images else []}
+    if images:
+        doc.update(cloud_key_fields(item.point_clouds))  # nothing for an item without point clouds
+    if shots is not None and not shots.is_default:
+        doc["shots"] = {"tmpl": [_file_sha256(p) for p in shots.templates] if images else [],
+                        "know": shots.knowledge}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -133,6 +149,7 @@ class _Unit:
     reply: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     known: int = 0  # stored attempts of the key seen so far (for the claims, see claims.ClaimScheduler)
+    shots: Shots | None = None  # the item's templates and knowledge (None: no setting given)
 
 
 def make_generation_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
@@ -151,9 +168,11 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
                    preset: GenerationPreset, options: RunOptions, temperature: float | None = None,
                    max_tokens: int | None = None, images: bool = True, names: Sequence[str] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   notify: Callable[[str], None] | None = None) -> GenerationReport:
+                   notify: Callable[[str], None] | None = None, plan: ShotPlan | None = None) -> GenerationReport:
     """Ask every model in ``models`` every item; see the module's conventions. ``names`` (default: the model
-    strings) are written as the responses' ``model``. Returns the responses in item order, model by model.
+    strings) are written as the responses' ``model``. ``plan``: the prompt setting (templates, knowledge; see
+    :mod:`judgekit.generation.shots`), recorded in each response's ``meta.generation``.
+    Returns the responses in item order, model by model.
     Runs sharing ``store`` divide the answers (claims, as for judging); ``notify`` gets the note when this run
     waits for answers another run has claimed."""
     names = list(names or [m.model for m in models])
@@ -161,18 +180,19 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
         raise JudgekitError("give each model a distinct name", field="--name")
     for spec in models:
         if spec.model.startswith("local/") and images:
-            with_images = next((it for it in items if it.images or it.reference_images), None)
+            with_images = next((it for it in items if it.images or it.reference_images or it.point_clouds), None)
             if with_images is not None:
                 raise JudgekitError(f"{spec.model} is text-only and item {with_images.id!r} has images; pass "
                                     "--no-images to ask without them", field="--model")
     report = GenerationReport(responses=[])
     stored = store.load()
     units: list[_Unit] = []
+    chosen = [plan.for_item(it) if plan is not None else None for it in items]
     for mi, spec in enumerate(models):
-        for item in items:
+        for item, shots in zip(items, chosen, strict=True):
             t, mt = settings_for(item, spec, preset, temperature=temperature, max_tokens=max_tokens)
-            key = generation_key(item, spec, preset, temperature=t, max_tokens=mt, images=images)
-            unit = _Unit(item, mi, key, t, mt, known=len(stored.get(key, [])))
+            key = generation_key(item, spec, preset, temperature=t, max_tokens=mt, images=images, shots=shots)
+            unit = _Unit(item, mi, key, t, mt, known=len(stored.get(key, [])), shots=shots)
             done = [c for c in stored.get(key, []) if c.status == "ok"]
             if done:
                 unit.reply = done[-1].reply or ""
@@ -223,7 +243,7 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
                 await b.aclose()
 
     async def _ask(unit: _Unit, spec: JudgeSpec, backend: Backend) -> None:
-        req = ChatRequest(messages=generation_messages(unit.item, preset, images=images),
+        req = ChatRequest(messages=generation_messages(unit.item, preset, images=images, shots=unit.shots),
                           temperature=unit.temperature, seed=spec.seed, max_tokens=unit.max_tokens, schema=None,
                           timeout=spec.timeout)
         pseudo = Response(**unit.item.model_dump(), model=spec.model, response="")
@@ -264,6 +284,8 @@ def run_generation(items: Sequence[Item], models: Sequence[JudgeSpec], store: St
         meta["generation"] = {"model": spec.model, "preset": preset.name, "temperature": unit.temperature,
                               "max_tokens": unit.max_tokens, "seed": spec.seed, "images": images,
                               "finish_reason": unit.meta.get("finish_reason")}
+        if plan is not None:
+            meta["generation"].update(plan.record(unit.shots or Shots()))
         report.empty += not unit.reply
         report.truncated += unit.meta.get("finish_reason") == "length"
         report.responses.append(Response(**{**unit.item.model_dump(), "meta": meta}, model=names[unit.mi],
@@ -277,7 +299,12 @@ def relative_paths(responses: Sequence[Response], out_path: Path) -> list[Respon
     base = out_path.resolve().parent
     out = []
     for r in responses:
+        gen = r.meta.get("generation")
+        if isinstance(gen, dict) and gen.get("templates"):
+            gen = {**gen, "templates": [os.path.relpath(p, base) for p in gen["templates"]]}
+            r = r.model_copy(update={"meta": {**r.meta, "generation": gen}})
         out.append(r.model_copy(update={
             "images": [os.path.relpath(p, base) for p in r.images],
-            "reference_images": [os.path.relpath(p, base) for p in r.reference_images]}))
+            "reference_images": [os.path.relpath(p, base) for p in r.reference_images],
+            "point_clouds": [os.path.relpath(p, base) for p in r.point_clouds]}))
     return out

@@ -33,6 +33,8 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
 
+from judgekit.generation.mcq_settings import SettingGain, gain_markdown, print_gains, setting_suffix, show_settings
+from judgekit.generation.shots import setting_label
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Response
 
@@ -287,10 +289,12 @@ class SubtaskAverage(BaseModel):
 
 
 class MCQGroup(BaseModel):
-    """The results of one model under one condition."""
+    """The results of one model under one condition and prompt setting."""
 
     model: str
     condition: str | None
+    setting: str | None = None
+    """The prompt setting of ``judgekit generate`` (``0-shot``, ``1-shot+``, ...; None when not recorded)."""
     n: int
     correct: int
     accuracy: float
@@ -315,6 +319,7 @@ class MCQOutcome(BaseModel):
     reference: str
     chosen: str | None
     correct: bool
+    setting: str | None = None
 
 
 class MCQReport(BaseModel):
@@ -323,17 +328,20 @@ class MCQReport(BaseModel):
     groups: list[MCQGroup]
     outcomes: list[MCQOutcome]
     balanced_subtasks: list[str]
+    setting_gains: list[SettingGain] = Field(default_factory=list)
+    """Filled by :func:`judgekit.api.mcq` when the answers come in several prompt settings."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (fractions in [0, 1]; None where a figure does not apply)."""
         return self.model_dump(mode="json")
 
-    def group(self, model: str, condition: str | None = None) -> MCQGroup:
-        """The group of ``model`` under ``condition``; KeyError when there is none."""
+    def group(self, model: str, condition: str | None = None, setting: str | None = None) -> MCQGroup:
+        """The group of ``model`` under ``condition`` (and ``setting`` when given); KeyError when there is none."""
         for g in self.groups:
-            if g.model == model and g.condition == condition:
+            if g.model == model and g.condition == condition and (setting is None or g.setting == setting):
                 return g
-        raise KeyError((model, condition))
+        raise KeyError((model, condition, setting))
+
 
 
 def _key(name: str) -> str:
@@ -386,9 +394,9 @@ def score_mcq(responses: Sequence[Response], *,
     balanced_keys = {_key(s) for s in balanced_subtasks}
     aliases = {_key(k): v for k, v in (subtask_aliases or {}).items()}
 
-    cells: dict[tuple[str, str | None], dict[tuple[str | None, str | None], _Cell]] = {}
+    cells: dict[tuple[str, str | None, str | None], dict[tuple[str | None, str | None], _Cell]] = {}
     outcomes: list[MCQOutcome] = []
-    seen_uid: set[tuple[str, str, str]] = set()
+    seen_uid: set[tuple[str, str, str, str | None]] = set()
     datasets_seen: list[str | None] = []
     subtasks_seen: list[str | None] = []
     for r in responses:
@@ -400,9 +408,12 @@ def score_mcq(responses: Sequence[Response], *,
         if len(ref) != 1 or ref not in valid:
             raise JudgekitError(f"{where}: reference {r.reference!r} is not one of the option letters {valid[0]}-"
                                 f"{valid[-1]}", field="reference")
-        if r.uid in seen_uid:
-            raise JudgekitError(f"{where} appears more than once", field="id")
-        seen_uid.add(r.uid)
+        gen = r.meta.get("generation")
+        setting = setting_label(gen if isinstance(gen, dict) else None)
+        if (*r.uid, setting) in seen_uid:
+            raise JudgekitError(f"{where} appears more than once" + (f" in setting {setting}" if setting else ""),
+                                field="id")
+        seen_uid.add((*r.uid, setting))
 
         category = r.category.strip() if r.category is not None else None
         subtask = aliases.get(_key(category), category) if category is not None else None
@@ -414,8 +425,8 @@ def score_mcq(responses: Sequence[Response], *,
         chosen = extract_choice(r.response, r.options)
         ok = chosen == ref
         outcomes.append(MCQOutcome(id=r.id, model=r.model, condition=r.condition, dataset=r.dataset,
-                                   subtask=subtask, reference=ref, chosen=chosen, correct=ok))
-        cell = cells.setdefault((r.model, r.condition), {}).setdefault((r.dataset, subtask), _Cell())
+                                   subtask=subtask, reference=ref, chosen=chosen, correct=ok, setting=setting))
+        cell = cells.setdefault((r.model, r.condition, setting), {}).setdefault((r.dataset, subtask), _Cell())
         cell.n += 1
         cell.correct += ok
         cell.unparsable += chosen is None
@@ -426,19 +437,22 @@ def score_mcq(responses: Sequence[Response], *,
 
     models: list[str] = []
     conditions: list[str | None] = []
-    for model, condition in cells:
+    for model, condition, _ in cells:
         if model not in models:
             models.append(model)
         if condition not in conditions:
             conditions.append(condition)
     conditions.sort(key=lambda c: 0 if c is None else 1 if c.casefold() == "clean" else 2)  # stable
+    settings = sorted(dict.fromkeys(k[2] for k in cells), key=lambda s: 0 if s in (None, "0-shot") else 1)
 
     groups: list[MCQGroup] = []
     for model in models:
         for condition in conditions:
-            group_cells = cells.get((model, condition))
-            if group_cells is not None:
-                groups.append(_group(model, condition, group_cells, balanced_keys, datasets_seen, subtasks_seen))
+            for setting in settings:
+                group_cells = cells.get((model, condition, setting))
+                if group_cells is not None:
+                    group = _group(model, condition, group_cells, balanced_keys, datasets_seen, subtasks_seen)
+                    groups.append(group.model_copy(update={"setting": setting}))
     return MCQReport(groups=groups, outcomes=outcomes, balanced_subtasks=list(balanced_subtasks))
 
 
@@ -509,13 +523,19 @@ def _unparsable_cell(k: int, rate: float) -> str:
 
 
 def _overview_rows(report: MCQReport) -> list[list[str]]:
-    return [[g.model, _name(g.condition), str(g.n), _pct(g.accuracy), _pct(g.mmad_average),
-             _unparsable_cell(g.unparsable, g.unparsable_rate)] for g in report.groups]
+    setting = show_settings(g.setting for g in report.groups)
+    return [[g.model, _name(g.condition), *([_name(g.setting)] if setting else []), str(g.n), _pct(g.accuracy),
+             _pct(g.mmad_average), _unparsable_cell(g.unparsable, g.unparsable_rate)] for g in report.groups]
 
 
 _OVERVIEW_HEAD = ["model", "condition", "n", "micro accuracy", "MMAD average", "unparsable"]
 _DETAIL_HEAD = ["dataset", "subtask", "n", "correct", "accuracy", "balanced accuracy (per class)", "MMAD score",
                 "unparsable"]
+
+
+def _overview_head(report: MCQReport) -> list[str]:
+    return [*_OVERVIEW_HEAD[:2], "setting", *_OVERVIEW_HEAD[2:]] if show_settings(g.setting for g in report.groups) \
+        else _OVERVIEW_HEAD
 
 
 def _detail_rows(g: MCQGroup) -> list[tuple[list[str], bool]]:
@@ -535,19 +555,21 @@ def _detail_rows(g: MCQGroup) -> list[tuple[list[str], bool]]:
 
 
 def _title(g: MCQGroup) -> str:
-    return f"{g.model}, condition {_name(g.condition)}"
+    return f"{g.model}, condition {_name(g.condition)}{setting_suffix(g.setting)}"
 
 
 def print_mcq_report(report: MCQReport, console: Console | None = None) -> None:
     """Print an overview (one row per model x condition) and a detail table per model x condition."""
     console = console or Console()
     overview = Table(title="Multiple-choice accuracy (%)", title_justify="left")
-    for i, col in enumerate(_OVERVIEW_HEAD):
-        overview.add_column(col, justify="left" if i < 2 else "right")
+    head = _overview_head(report)
+    for i, col in enumerate(head):
+        overview.add_column(col, justify="left" if i < len(head) - 4 else "right")
     for row in _overview_rows(report):
         overview.add_row(*row)
     console.print(overview)
     console.print(_NOTE, style="dim")
+    print_gains(report.setting_gains, console)
     for g in report.groups:
         table = Table(title=_title(g), title_justify="left")
         for i, col in enumerate(_DETAIL_HEAD):
@@ -569,7 +591,8 @@ def _md_table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 def mcq_markdown(report: MCQReport) -> str:
     """The report as Markdown: the overview table, then one detail table per model x condition."""
     out = ["## Multiple-choice accuracy", "", _NOTE, ""]
-    out += _md_table(_OVERVIEW_HEAD, _overview_rows(report))
+    out += _md_table(_overview_head(report), _overview_rows(report))
+    out += gain_markdown(report.setting_gains, _md_table)
     for g in report.groups:
         out += ["", f"### {_title(g)}", ""]
         rows = [[f"**{c}**" if summary and c else c for c in cells] for cells, summary in _detail_rows(g)]

@@ -105,13 +105,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same folder + rename): a reader sees the old
     file or the new one, never half of one. The file gets the mode the umask gives; stale temp files of
     earlier, killed writes to ``path`` are removed first."""
-    path = Path(path)
+    _atomic_write(Path(path), text, "w")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, as :func:`atomic_write_text` writes text."""
+    _atomic_write(Path(path), data, "wb")
+
+
+def _atomic_write(path: Path, data: str | bytes, mode: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = _open_temp(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as fh:
+            fh.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -5,7 +5,8 @@ Conventions:
 - CSV: a header row; ``images``, ``reference_images``, ``options`` may be a JSON list or ``|``-separated paths;
   ``meta`` may be a JSON object; errors name the physical line where the record starts.
 - Parquet: list columns for images; errors name ``row N`` (1-based).
-- Image paths are resolved relative to the responses file; every one must exist.
+- Image paths are resolved relative to the responses file; every one must exist. So are ``point_clouds`` paths
+  (a JSON list or ``|``-separated in CSV), and every cloud must read (:mod:`judgekit.io.pointclouds`).
 - ``(id, model, condition)`` must be unique within a file.
 - JSON text (JSONL lines; CSV ``meta``/list cells) is strict (:mod:`judgekit.io.strictjson`): a key given twice
   in one object, the tokens ``NaN``/``Infinity``/``-Infinity`` or a number too large to be finite (``1e999``), a
@@ -137,7 +138,7 @@ def _rows_csv(path: Path, delimiter: str = ",") -> Iterator[tuple[str, dict[str,
                 if value == "" and key not in REQUIRED:
                     continue
                 out[key] = value
-            for field in (*_LIST_FIELDS, "options"):
+            for field in (*_LIST_FIELDS, "point_clouds", "options"):
                 if field in out:
                     out[field] = _split_list(out[field], path, line, field)
             if "meta" in out and isinstance(out["meta"], str):
@@ -345,6 +346,8 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
                         raise _error(path, where, f"{problem}: {p}", field)
                     resolved.append(str(full))
                 setattr(rec, field, resolved)
+            if rec.point_clouds:
+                _check_clouds(rec, base, path, where, check=check_images)
             uid = rec.uid if isinstance(rec, Response) else (rec.id, rec.condition or "")
             if uid in seen:
                 what = (f"duplicate response: id={rec.id!r} model={rec.model!r} "  # type: ignore[attr-defined]
@@ -358,6 +361,18 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
         raise JudgekitError("no records in file", path=path)
     return out
 
+
+def _check_clouds(rec: Item, base: Path, path: Path, where: str, *, check: bool) -> None:
+    """Resolve the point-cloud paths of ``rec`` (relative to ``base``) and, with ``check``, read every cloud
+    (:func:`judgekit.io.pointclouds.cloud_problem`): a bad one is an error naming ``path``, the line and the cloud."""
+    from judgekit.io.pointclouds import cloud_problem, resolve_cloud_paths
+
+    resolved = resolve_cloud_paths(rec, base)
+    for given, full in zip(rec.point_clouds, resolved, strict=True):
+        problem = cloud_problem(full) if check else None
+        if problem is not None:
+            raise _error(path, where, f"{problem}: {given}", "point_clouds")
+    rec.point_clouds = resolved
 
 
 def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]]) -> None:

@@ -72,15 +72,21 @@ class _Bad(Exception):
 def max_image_pixels() -> int:
     """The pixel cap: ``JUDGEKIT_MAX_IMAGE_PIXELS`` when set (a positive integer; ``_`` separators allowed),
     else :data:`DEFAULT_MAX_IMAGE_PIXELS`. A malformed value raises :class:`JudgekitError`."""
-    text = os.environ.get(ENV_MAX_IMAGE_PIXELS, "").strip()
+    return env_cap(ENV_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS, "pixels")
+
+
+def env_cap(name: str, default: int, unit: str) -> int:
+    """The positive integer in the environment variable ``name`` (``_`` separators allowed), else ``default``; a
+    malformed value raises :class:`JudgekitError` naming the variable and the ``unit`` expected."""
+    text = os.environ.get(name, "").strip()
     if not text:
-        return DEFAULT_MAX_IMAGE_PIXELS
+        return default
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value <= 0:
-        raise JudgekitError(f"expected a positive whole number of pixels, got {text!r}", field=ENV_MAX_IMAGE_PIXELS)
+        raise JudgekitError(f"expected a positive whole number of {unit}, got {text!r}", field=name)
     return value
 
 

@@ -6,7 +6,7 @@ Conventions:
 - A multiple-choice item lists its ``options`` in order (option 1 is letter A, option 2 is B, ...) and
   gives the correct letter as ``reference``; ``category`` then names the subtask and ``dataset`` the source
   dataset (MMAD averages over subtasks within a dataset, then over datasets).
-- Image paths are stored as given in the file; :func:`judgekit.io.dataio.read_responses` resolves them
+- Image and point-cloud paths are stored as given in the file; :func:`judgekit.io.dataio.read_responses` resolves them
   relative to the responses file and checks that they exist.
 """
 
@@ -31,6 +31,7 @@ class Item(BaseModel):
     options: list[str] = Field(default_factory=list)
     images: list[str] = Field(default_factory=list)
     reference_images: list[str] = Field(default_factory=list)
+    point_clouds: list[str] = Field(default_factory=list)  # PLY/PCD/XYZ/NPY files, see judgekit.io.pointclouds
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id", mode="before")
@@ -57,6 +58,19 @@ class Response(Item):
 
 
 Status = Literal["scored", "unscored"]
+
+
+class CheckResult(BaseModel):
+    """The outcome of one deterministic fact check of a rubric (:mod:`judgekit.judging.checks`) on one answer:
+    ``passed``, the value ``found`` in the answer (None when nothing was), ``reason`` and whether the check
+    gates the pass verdict (``gate``)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    passed: bool
+    found: str | float | list[str] | None = None
+    reason: str = ""
+    gate: bool = False
 
 
 class SampleResult(BaseModel):
@@ -125,6 +139,15 @@ class Judgment(BaseModel):
     reduce: str | None = None
     panel_reduce: str | None = None
     panel_quorum: int | None = None
+    # the rubric's fact checks by name (recorded on unscored judgments too); overall_judge: the overall before
+    # weighted checks were mixed in (set only when a check has a weight), see judgekit.judging.rubric
+    checks: dict[str, CheckResult] = Field(default_factory=dict)
+    overall_judge: float | None = None
+
+    @property
+    def gate_failed(self) -> bool:
+        """True when a gating fact check failed: the answer fails whatever its scores."""
+        return any(c.gate and not c.passed for c in self.checks.values())
 
     @model_validator(mode="after")
     def _consistent(self) -> Judgment:

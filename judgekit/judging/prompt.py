@@ -115,17 +115,35 @@ def image_data_url(path: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def cloud_view_parts(clouds: list[str]) -> list[dict[str, Any]]:
+    """Content parts for point clouds: per cloud, a label and its rendered views (:mod:`judgekit.io.pointclouds`,
+    cached) as data URLs."""
+    if not clouds:
+        return []
+    from judgekit.io.pointclouds import view_label, view_paths
+
+    parts: list[dict[str, Any]] = []
+    for cloud in clouds:
+        parts.append({"type": "text", "text": view_label(cloud)})
+        parts += [{"type": "image_url", "image_url": {"url": image_data_url(str(v))}} for v in view_paths(cloud)]
+    return parts
+
+
 def build_messages(rubric: Rubric, response: Response, *, images: bool = True) -> list[Message]:
     """The chat messages for one judge call: a system message with the rubric, few-shot examples as
-    earlier turns, then the case. With ``images`` the query images and then the reference images are
-    attached to the last user message (OpenAI multimodal content parts)."""
+    earlier turns, then the case. With ``images`` the query images, then the reference images, then the rendered
+    views of each point cloud are attached to the last user message (OpenAI multimodal content parts)."""
     messages: list[Message] = [{"role": "system", "content": _system_text(rubric)}]
     for ex in rubric.examples:
         messages.append({"role": "user", "content": _case_text(ex.question, ex.reference, ex.response)})
         reply = {**ex.scores, "rationale": ex.rationale}
         messages.append({"role": "assistant", "content": json.dumps(reply)})
     text = _case_text(response.question, response.reference, response.response)
-    if images and (response.images or response.reference_images):
+    if rubric.checks and rubric.tell_judge_checks:  # fact checks: told in a delimited block, never scored
+        from judgekit.judging.checks import checks_block, run_checks
+
+        text += "\n\n" + checks_block(run_checks(rubric.checks, response), rubric.checks)
+    if images and (response.images or response.reference_images or response.point_clouds):
         parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
         if response.images:
             parts.append({"type": "text", "text": "Query image(s):"})
@@ -134,6 +152,7 @@ def build_messages(rubric: Rubric, response: Response, *, images: bool = True) -
             parts.append({"type": "text", "text": "Defect-free reference image(s):"})
             parts += [{"type": "image_url", "image_url": {"url": image_data_url(p)}}
                       for p in response.reference_images]
+        parts += cloud_view_parts(response.point_clouds)
         messages.append({"role": "user", "content": parts})
     else:
         messages.append({"role": "user", "content": text})

@@ -32,7 +32,9 @@ from pydantic import (
 )
 
 from judgekit.io.errors import JudgekitError
+from judgekit.io.records import CheckResult
 from judgekit.io.yamlpos import line_for, load_yaml_with_lines
+from judgekit.judging.checks import CHECK_TYPES, Check
 
 RESERVED_NAMES = {"overall", "rationale"}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -173,6 +175,9 @@ class Rubric(BaseModel):
                                  alias="pass")
     flags: dict[str, Condition] = Field(default_factory=dict)
     examples: list[Example] = Field(default_factory=list)
+    # deterministic fact checks (judgekit.judging.checks): no judge call, never in the judge's reply schema
+    checks: list[Check] = Field(default_factory=list)
+    tell_judge_checks: bool = False  # add the check results to the judge's user message (a delimited block)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -213,15 +218,32 @@ class Rubric(BaseModel):
                 return c.scale or self.scale
         raise KeyError(key)
 
-    def compute_overall(self, scores: dict[str, float]) -> float:
-        """The overall score: the judge's ``overall`` or the weighted mean of the criteria."""
+    def compute_overall(self, scores: dict[str, float], checks: dict[str, CheckResult] | None = None) -> float:
+        """The overall score: the judge's ``overall`` or the weighted mean of the criteria (``base``); with the
+        results of weighted fact checks, ``(1 - W) * base + sum(w * (top if passed else bottom))`` where ``w``
+        is a check's weight, ``W`` their sum (< 1) and top/bottom the ends of the overall scale."""
         if self.overall.method == "judge":
-            return scores["overall"]
-        total = sum(c.weight for c in self.criteria)
-        return sum(scores[c.name] * c.weight for c in self.criteria) / total
+            base = scores["overall"]
+        else:
+            total = sum(c.weight for c in self.criteria)
+            base = sum(scores[c.name] * c.weight for c in self.criteria) / total
+        weighted = [c for c in self.checks if c.weight > 0 and checks and c.name in checks]
+        if not weighted:
+            return base
+        assert checks is not None
+        sc = self.overall_scale
+        mixed = sum(c.weight * (sc.max if checks[c.name].passed else sc.min) for c in weighted)
+        return (1 - sum(c.weight for c in weighted)) * base + mixed
 
-    def passed(self, values: dict[str, float]) -> bool:
+    def passed(self, values: dict[str, float], checks: dict[str, CheckResult] | None = None) -> bool:
+        """The pass verdict: the pass rule holds on ``values`` and no gating check of ``checks`` failed."""
+        if checks and any(r.gate and not r.passed for r in checks.values()):
+            return False
         return self.pass_rule.holds(values)
+
+    @property
+    def weighted_checks(self) -> bool:
+        return any(c.weight > 0 for c in self.checks)
 
     def derive_flags(self, values: dict[str, float]) -> dict[str, bool]:
         return {name: cond.holds(values) for name, cond in self.flags.items()}
@@ -239,7 +261,11 @@ class Rubric(BaseModel):
     @functools.cached_property
     def fingerprint(self) -> str:
         """sha256 of the rubric's content (part of every judge call's key); computed once."""
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        for key, default in (("checks", []), ("tell_judge_checks", False)):  # rubrics without checks: as before
+            if data.get(key) == default:
+                data.pop(key)
+        blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -291,6 +317,13 @@ def rubric_problems(r: Rubric) -> list[tuple[tuple[str | int, ...], str]]:
         elif _constant(cond, r.scale_of(cond.field)) is not None:
             out.append((("flags", flag), f"flag '{flag}' ({cond}) is {_constant(cond, r.scale_of(cond.field))} "
                                          "for every score on the scale"))
+    for i, check in enumerate(r.checks):
+        if check.name in names or [c.name for c in r.checks].index(check.name) != i:
+            out.append((("checks", i, "name"), f"duplicate name '{check.name}' (criteria and checks share names)"))
+    if sum(c.weight for c in r.checks) >= 1:
+        out.append((("checks",), "the weights of the checks must sum to less than 1 (they are shares of overall)"))
+    if r.tell_judge_checks and not r.checks:
+        out.append((("tell_judge_checks",), "there are no checks to tell the judge"))
     want = set(r.reply_keys)
     for i, ex in enumerate(r.examples):
         if set(ex.scores) != want:
@@ -388,7 +421,8 @@ def load_rubric(path: str | Path) -> Rubric:
         rubric = Rubric.model_validate(data, context={"defer_consistency": True})
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not str(p).startswith("function"))
+            loc = tuple(p for n, p in enumerate(err["loc"]) if not str(p).startswith("function")
+                        and not (n == 2 and err["loc"][0] == "checks" and p in CHECK_TYPES))
             found.append((loc, err["msg"].removeprefix("Value error, ")))
         found += _problems_despite(data, [loc for loc, _ in found])
     if rubric is not None:

@@ -233,6 +233,7 @@ class Runner:
         self._done = 0
         self._rpm = _limiter(options.requests_per_minute)
         self._tpm = _limiter(options.tokens_per_minute)
+        self._check_cache: dict[int, dict[str, Any]] = {}
 
     # ---- planning ------------------------------------------------------------------------------------
     def _plan(self, keys: Sequence[str] | None = None) -> list[_Unit]:
@@ -427,6 +428,9 @@ class Runner:
             id=resp.id, model=resp.model, condition=resp.condition, category=resp.category, judge=spec.model,
             status="unscored", samples=samples, rubric=rubric.name, rubric_version=rubric.version,
             temperature=spec.temperature, seed=spec.seed)
+        checks = self._checks(resp)
+        if checks:  # fact checks cost no call: recorded on unscored judgments too
+            fields["checks"] = checks
         if len(units) == 1:  # one sample (the default): its own accounting
             u = units[0]
             fields.update(tokens_in=u.tokens_in, tokens_out=u.tokens_out, cost=u.cost,
@@ -446,7 +450,7 @@ class Runner:
             scores = {k: float(only[k]) for k in keys}
         else:
             scores = {k: _reduce([s.scores[k] for s in valid], self.opt.reduce) for k in keys}
-        fields.update(self._verdict(scores))
+        fields.update(self._verdict(scores, checks))
         if len(valid) > 1:
             fields["spread"] = {k: round(statistics.pstdev([s.scores[k] for s in valid]), 6) for k in keys}
         fields["rationale"] = valid[0].rationale
@@ -457,17 +461,31 @@ class Runner:
                 sorted({s.reason or "" for s in samples if s.status != "scored"}))
         return Judgment(**fields)
 
-    def _verdict(self, scores: dict[str, float]) -> dict[str, Any]:
-        """The fields of a scored judgment that follow from its (reduced) scores."""
+    def _checks(self, resp: Response) -> dict[str, Any]:
+        """The rubric's fact checks on ``resp`` (deterministic, no call; computed once per response)."""
+        if not self.rubric.checks:
+            return {}
+        key = id(resp)  # the responses are held by self.responses for the runner's life
+        if key not in self._check_cache:
+            from judgekit.judging.checks import run_checks
+
+            self._check_cache[key] = run_checks(self.rubric.checks, resp)
+        return self._check_cache[key]
+
+    def _verdict(self, scores: dict[str, float], checks: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The fields of a scored judgment that follow from its (reduced) scores and its fact checks."""
         rubric = self.rubric
-        overall = rubric.compute_overall(scores)
+        overall = rubric.compute_overall(scores, checks)
         criteria = {k: v for k, v in scores.items() if k != "overall"}
         values = {**criteria, "overall": overall}
-        return {"scores": criteria, "overall": round(overall, 6), "passed": rubric.passed(values),
-                "flags": rubric.derive_flags(values), "status": "scored"}
+        out = {"scores": criteria, "overall": round(overall, 6), "passed": rubric.passed(values, checks),
+               "flags": rubric.derive_flags(values), "status": "scored"}
+        if checks and rubric.weighted_checks:
+            out["overall_judge"] = round(rubric.compute_overall(scores), 6)
+        return out
 
-    def _finish(self, j: Judgment, scores: dict[str, float]) -> None:
-        for name, value in self._verdict(scores).items():
+    def _finish(self, j: Judgment, scores: dict[str, float], checks: dict[str, Any] | None = None) -> None:
+        for name, value in self._verdict(scores, checks).items():
             setattr(j, name, value)
 
     def _panel(self, resp: Response, members: list[Judgment]) -> Judgment:
@@ -483,6 +501,7 @@ class Runner:
                      cached_calls=sum(m.cached_calls for m in members), panel_reduce=self.opt.panel_reduce,
                      panel_quorum=quorum)
         j.truncated = any(m.truncated for m in scored)
+        j.checks = self._checks(resp)
         failed_text = "; ".join(f"{m.judge} unscored ({m.reason})" for m in failed)
         if len(scored) < quorum:
             j.reason = f"panel: {len(scored)} of {len(members)} judges scored, quorum is {quorum}" + (
@@ -491,8 +510,9 @@ class Runner:
         keys = [*self.rubric.criterion_names]
         scores = {k: _reduce([m.scores[k] for m in scored], self.opt.panel_reduce) for k in keys}
         if self.rubric.overall.method == "judge":
-            scores["overall"] = _reduce([m.overall for m in scored if m.overall is not None], self.opt.panel_reduce)
-        self._finish(j, scores)
+            scores["overall"] = _reduce([m.overall if m.overall_judge is None else m.overall_judge for m in scored
+                                         if m.overall is not None], self.opt.panel_reduce)
+        self._finish(j, scores, j.checks)
         j.spread = {k: round(statistics.pstdev([m.scores[k] for m in scored]), 6) for k in keys}
         if failed:
             j.reason = f"panel: {len(scored)} of {len(members)} judges scored; {failed_text}"

@@ -4,7 +4,8 @@ its SQL but :mod:`judgekit.judging.merge` (merging stores by call key, which att
 The key of a call (see :func:`call_key`) is the sha256 of everything that makes two calls the same: the
 prompt version, the rubric's content hash and version, the judge model and its settings (temperature,
 seed, max tokens, response format, image policy), the item (id, question, reference, category,
-condition, image file hashes), the response's model and text, and the sample index. Re-asks after an
+condition, image file hashes; point-cloud file hashes and the render version, for an item that has point clouds
+only), the response's model and text, and the sample index. Re-asks after an
 invalid reply are further attempts under the same key (attempt 0, 1, ...). A re-run reads the stored
 attempts and makes no call whose reply is stored; ``kill -9`` loses at most the calls in flight, whose
 replies never arrived.
@@ -150,7 +151,18 @@ def call_key(*, response: Response, judge_identity: dict[str, Any], rubric_finge
         "img": [_file_sha256(p) for p in response.images],
         "rimg": [_file_sha256(p) for p in response.reference_images], "s": sample,
     }
+    doc.update(cloud_key_fields(response.point_clouds))
     return hashlib.sha256(_KEY_ENCODER.encode(doc).encode()).hexdigest()
+
+
+def cloud_key_fields(clouds: list[str]) -> dict[str, Any]:
+    """What point clouds add to a call key: nothing without clouds (every earlier key stays the same), else the
+    clouds' content hashes (``pc``) and the render settings' version (``pcr``), since the judge sees the views."""
+    if not clouds:
+        return {}
+    from judgekit.io.pointclouds import RENDER_VERSION
+
+    return {"pc": [_file_sha256(p) for p in clouds], "pcr": RENDER_VERSION}
 
 
 @dataclass(slots=True)

@@ -141,16 +141,36 @@ def _agreement_section(spec: Any) -> list[str]:
     return out
 
 
-def demo_summary(report: Any, rubric: Rubric, spec: Any) -> DemoSummary:
-    """The Markdown summary of a ``judgekit demo`` run."""
+def checks_table(js: list[Judgment]) -> str:
+    """A Markdown table of fact-check outcomes: per model and check, passed / checked (gating checks marked)."""
+    names = list(dict.fromkeys(n for j in js for n in j.checks))
+    gates = {n for j in js for n, c in j.checks.items() if c.gate}
+    models = sorted({j.model for j in js})
+    head = ["model", *[f"{n} (gate)" if n in gates else n for n in names]]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in models:
+        cells = [m]
+        for n in names:
+            got = [j.checks[n].passed for j in js if j.model == m and n in j.checks]
+            cells.append(f"{sum(got)} / {len(got)}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def demo_summary(report: Any, rubric: Rubric, spec: Any, sample: str = "robustmad_sample") -> DemoSummary:
+    """The Markdown summary of a ``judgekit demo`` run (``judgekit demo --forge``: ``sample="forge_sample"``)."""
     js: list[Judgment] = report.judgments
     crit = rubric.criterion_names
     order = ranking(js, crit)
     scored = sum(1 for j in js if j.status == "scored")
+    title = "the FORGE-style sample, with fact checks," if sample == "forge_sample" else "the RobustMAD-style sample"
+    checks = ["## Fact checks (no judge call)", "",
+              "Passed / checked per model. A failed gating check fails the answer whatever its scores; weighted "
+              "checks are mixed into overall (README, 'Fact checks (FORGE)').", "", checks_table(js), ""]
     lines = [
-        "# judgekit demo: the RobustMAD-style sample judged offline", "",
+        f"# judgekit demo: {title} judged offline", "",
         f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by `judgekit demo`.", "",
-        f"- Data: judgekit's synthetic sample (`judgekit/sample_data/robustmad_sample`), {len(js)} answers: "
+        f"- Data: judgekit's synthetic sample (`judgekit/sample_data/{sample}`), {len(js)} answers: "
         f"{len({j.id for j in js})} questions x {len({j.model for j in js})} pretend models.",
         f"- Rubric: `{rubric.name}` version {rubric.version}: {', '.join(crit)} and overall, 1-5; "
         f"pass: {rubric.pass_rule}.",
@@ -163,13 +183,15 @@ def demo_summary(report: Any, rubric: Rubric, spec: Any) -> DemoSummary:
         "## Per model", "", summary_table(js, ("model",), crit), "",
         "## Per model and category", "", summary_table(js, ("model", "category"), crit), "",
         "Means are over scored answers; the pass rate's interval is the 95 % Wilson score interval.", "",
+        *(checks if rubric.checks else []),
         *_agreement_section(spec),
     ]
     return DemoSummary(text="\n".join(lines), ranking=order)
 
 
-def write_demo_summary(path: str | Path, report: Any, rubric: Rubric, spec: Any) -> DemoSummary:
+def write_demo_summary(path: str | Path, report: Any, rubric: Rubric, spec: Any,
+                       sample: str = "robustmad_sample") -> DemoSummary:
     """Write :func:`demo_summary` to ``path`` atomically."""
-    summary = demo_summary(report, rubric, spec)
+    summary = demo_summary(report, rubric, spec, sample)
     atomic_write_text(path, summary.text)
     return summary

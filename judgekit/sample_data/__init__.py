@@ -19,7 +19,7 @@ def _rubric_folders() -> tuple[Path, Path]:
 
 
 def shipped_rubrics() -> list[str]:
-    """The names of the shipped rubrics (``general``, ``robustmad``), sorted; each loads by name with
+    """The names of the shipped rubrics (``forge``, ``general``, ``robustmad``), sorted; each loads by name with
     :func:`judgekit.judging.rubric.load_rubric` and :func:`rubric_path`."""
     for folder in _rubric_folders():
         names = sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())
@@ -42,3 +42,9 @@ def rubric_path(name: str) -> Path:
 def sample_responses() -> Path:
     """The responses file of the RobustMAD-style sample dataset (24 items x 3 pretend models)."""
     return SAMPLE_DIR / "responses.jsonl"
+
+
+def forge_responses() -> Path:
+    """The responses file of the FORGE-style sample (8 part questions x 2 pretend models; ground truth for the
+    fact checks of the shipped ``forge`` rubric in ``meta``)."""
+    return Path(__file__).with_name("forge_sample") / "responses.jsonl"

@@ -150,7 +150,8 @@ def _resample_ratio_ci(num: np.ndarray, den: np.ndarray, *, n_resamples: int, co
 
 
 def _verdict(j: Judgment, threshold: float | None) -> bool:
-    """The pass/fail verdict of a scored judgment: ``passed``, or ``overall >= threshold`` when given."""
+    """The pass/fail verdict of a scored judgment: ``passed``, or ``overall >= threshold`` when given (a failed
+    gating fact check fails it either way; ``passed`` has it already)."""
     if threshold is None:
         if j.passed is None:
             raise ValueError(f"scored judgment of item {j.id!r} (model {j.model!r}) has no pass verdict; "
@@ -158,7 +159,7 @@ def _verdict(j: Judgment, threshold: float | None) -> bool:
         return j.passed
     if j.overall is None:
         raise ValueError(f"scored judgment of item {j.id!r} (model {j.model!r}) has no overall score")
-    return j.overall >= threshold
+    return j.overall >= threshold and not j.gate_failed
 
 
 def _check_rate_args(n_resamples: int, confidence: float, seed: int, resample: str) -> None:
