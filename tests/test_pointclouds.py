@@ -332,3 +332,41 @@ def test_keys_unchanged_without_clouds_and_follow_cloud_content(tmp_path: Path) 
     # without images the views are not sent, so the clouds do not count
     assert generation_key(item_pc, spec, PRESETS["plain"], temperature=0.0, max_tokens=512, images=False) == \
         generation_key(item, spec, PRESETS["plain"], temperature=0.0, max_tokens=512, images=False)
+
+
+def test_in_memory_responses_resolve_and_check_their_clouds(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``judgekit.judge`` on dicts: cloud paths are resolved against the working folder and read, like images."""
+    from judgekit.api.judging import responses_of
+
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "part.npy", _l_shape())
+    (tmp_path / "bad.xyz").write_text("0 0 0\n1 2\n")
+    row = {"id": "p", "question": "q?", "reference": "r", "model": "m", "response": "a", "point_clouds": ["part.npy"]}
+    (got,) = responses_of([row])
+    assert got.point_clouds == [str(tmp_path / "part.npy")]
+    with pytest.raises(JudgekitError) as err:
+        responses_of([{**row, "point_clouds": ["bad.xyz"]}])
+    assert "responses[0]" in str(err.value) and "point_clouds" in str(err.value) and "line 2" in str(err.value)
+
+
+def test_perturbed_items_keep_their_clouds_relative(tmp_path: Path) -> None:
+    """``judgekit perturb`` on an items file writes the clouds' paths relative to the new items file."""
+    import cv2
+
+    from judgekit.perturbation.files import parse_conditions, run_perturb
+
+    (tmp_path / "src").mkdir()
+    cv2.imwrite(str(tmp_path / "src" / "a.png"), np.full((64, 64, 3), 120, np.uint8))
+    np.save(tmp_path / "src" / "part.npy", _l_shape())
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "i", "question": "q?", "reference": "r", "images": ["src/a.png"],
+                                 "point_clouds": ["src/part.npy"]}) + "\n")
+    out = tmp_path / "out"
+    run_perturb(items, out, conditions=parse_conditions("motion_blur", [2]), threads=1)
+    written = [json.loads(x) for x in (out / "items.jsonl").read_text().splitlines()]
+    assert len(written) == 2
+    for w in written:
+        assert w["point_clouds"] == [os.path.relpath(tmp_path / "src" / "part.npy", out)]
+    again = read_items(out / "items.jsonl")  # resolves and reads them from the new file's folder
+    assert all(Path(it.point_clouds[0]) == (tmp_path / "src" / "part.npy").resolve() for it in again)

@@ -251,10 +251,11 @@ def load_rubric_arg(rubric: str | Path | Rubric) -> Rubric:
 
 
 def responses_of(source: Any) -> list[Response]:
-    """Responses from a file (path: .jsonl, .csv or .parquet) or a list of :class:`Response` or dicts (image
-    paths relative to the working folder), checked as a file's records are."""
+    """Responses from a file (path: .jsonl, .csv or .parquet) or a list of :class:`Response` or dicts (image and
+    point-cloud paths relative to the working folder), checked as a file's records are."""
     from judgekit.io.dataio import read_responses
     from judgekit.io.images import image_problem, resolve_image_path
+    from judgekit.io.pointclouds import cloud_problem
 
     if isinstance(source, str | Path):
         return read_responses(source)
@@ -270,11 +271,12 @@ def responses_of(source: Any) -> list[Response]:
             rec = validated(Response, given, where)
         else:
             raise JudgekitError(f"expected a Response or a dict, got {type(given).__name__}", path=where)
-        for name in ("images", "reference_images"):
+        for name in ("images", "reference_images", "point_clouds"):
+            check = cloud_problem if name == "point_clouds" else image_problem
             resolved = []
             for p in getattr(rec, name):
                 full = resolve_image_path(Path.cwd(), p)
-                problem = image_problem(full)
+                problem = check(full)
                 if problem is not None:
                     raise JudgekitError(f"{problem}: {p}", path=where, field=name)
                 resolved.append(str(full))

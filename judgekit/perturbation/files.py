@@ -423,14 +423,14 @@ def _items_lines(items, units, cond_of_unit, root: Path, out_dir: Path, fmt: str
     for it in items:
         if (it.condition or CLEAN) != CLEAN:
             d = it.model_dump(mode="json", exclude_defaults=True)
-            d["images"] = [rel(p) for p in it.images]
-            d["reference_images"] = [rel(p) for p in it.reference_images]
+            for name in ("images", "reference_images", "point_clouds"):  # relative to the new items file
+                d[name] = [rel(p) for p in getattr(it, name)]
             lines.append(json.dumps({k: v for k, v in d.items() if v != []}, ensure_ascii=False))
             continue
         d = it.model_dump(mode="json", exclude_defaults=True)
         d["condition"] = CLEAN
-        d["images"] = [rel(p) for p in it.images]
-        d["reference_images"] = [rel(p) for p in it.reference_images]
+        for name in ("images", "reference_images", "point_clouds"):
+            d[name] = [rel(p) for p in getattr(it, name)]
         lines.append(json.dumps({k: v for k, v in d.items() if v != []}, ensure_ascii=False))
         key = _unit_key(it)
         if key not in unit_index:
