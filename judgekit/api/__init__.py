@@ -17,17 +17,18 @@ The CLI is a thin layer over these (parse flags, call the function, print). Conv
 
 Functions: :func:`judge`, :func:`report`, :func:`agree`, :func:`compare`, :func:`probe`, :func:`perturb`,
 :func:`generate` (also exported by ``judgekit``), :func:`demo`, :func:`mcq`, :func:`export`,
-:func:`validate_local`. The statistics themselves (pass rates, PPI, robustness, agreement) are functions
-of :mod:`judgekit.stats`.
+:func:`validate_local`, :func:`plan` (sample sizes: items, interval widths, PPI labels). The statistics
+themselves (pass rates, PPI, robustness, agreement) are functions of :mod:`judgekit.stats`.
 """
 
 from judgekit.api._util import JudgekitWarning
 from judgekit.api.compare import Comparison, compare
 from judgekit.api.judging import JudgingInterrupted, Results, demo, judge
 from judgekit.api.pipeline import GenerationInterrupted, export, generate, mcq, perturb, validate_local
+from judgekit.api.planning import Plan, plan
 from judgekit.api.probe import ProbeInterrupted, ProbeReport, probe
 from judgekit.api.reports import Agreement, CriterionAgreement, Report, agree, report
 
 __all__ = ["Agreement", "Comparison", "CriterionAgreement", "GenerationInterrupted", "JudgekitWarning",
-           "JudgingInterrupted", "ProbeInterrupted", "ProbeReport", "Report", "Results", "agree", "compare", "demo",
-           "export", "generate", "judge", "mcq", "perturb", "probe", "report", "validate_local"]
+           "JudgingInterrupted", "Plan", "ProbeInterrupted", "ProbeReport", "Report", "Results", "agree", "compare",
+           "demo", "export", "generate", "judge", "mcq", "perturb", "plan", "probe", "report", "validate_local"]

@@ -149,3 +149,14 @@ def validated(cls: Any, data: dict[str, Any], where: str) -> Any:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
         raise JudgekitError(err["msg"].removeprefix("Value error, "), path=where, field=field) from None
+
+
+def correction_arg(correction: Any) -> str:
+    """``correction`` checked as one of ``holm``, ``bh``, ``none`` (:mod:`judgekit.stats.multiple`), lower-cased;
+    anything else raises :class:`JudgekitError` naming ``--correction``."""
+    from judgekit.stats.multiple import check_correction
+
+    try:
+        return check_correction(correction)
+    except ValueError as exc:
+        raise JudgekitError(str(exc), field="--correction") from None

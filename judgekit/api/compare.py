@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from judgekit.api._util import as_path, check_suffix, check_writable, judgments_of
+from judgekit.api._util import as_path, check_suffix, check_writable, correction_arg, judgments_of
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Judgment
 
@@ -39,16 +39,20 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """What ``judgekit compare --json`` writes (JSON-ready: nan is None). Differences are ``B - A``;
-        ``rank_change`` is ``rank_a - rank_b`` (positive: better under B)."""
+        ``rank_change`` is ``rank_a - rank_b`` (positive: better under B). ``mcnemar_p`` / ``wilcoxon_p`` are raw,
+        ``mcnemar_p_adj`` / ``wilcoxon_p_adj`` adjusted for multiple comparisons; ``correction``,
+        ``family_size`` and ``family`` (a sentence) state how and over which tests."""
         from judgekit.stats.passrate import json_ready
 
         r = self.result
         models = [{"model": m.model, "matched": m.matched, "unscored": m.unscored, "n": m.n,
                    "pass_rate_a": m.pass_a, "pass_rate_b": m.pass_b, "pass_rate_diff": m.pass_diff,
-                   "pass_rate_diff_ci": list(m.pass_ci), "mcnemar_p": m.mcnemar_p, "a_only_pass": m.a_only_pass,
+                   "pass_rate_diff_ci": list(m.pass_ci), "mcnemar_p": m.mcnemar_p,
+                   "mcnemar_p_adj": m.mcnemar_p_adj, "a_only_pass": m.a_only_pass,
                    "b_only_pass": m.b_only_pass, "mean_overall_a": m.overall_a, "mean_overall_b": m.overall_b,
                    "mean_overall_diff": m.overall_diff, "mean_overall_diff_ci": list(m.overall_ci),
-                   "wilcoxon_p": m.wilcoxon_p, "rank_a": m.rank_a, "rank_b": m.rank_b,
+                   "wilcoxon_p": m.wilcoxon_p, "wilcoxon_p_adj": m.wilcoxon_p_adj, "rank_a": m.rank_a,
+                   "rank_b": m.rank_b,
                    "rank_range_a": list(m.rank_range_a), "rank_range_b": list(m.rank_range_b),
                    "rank_change": m.rank_change} for m in r.models]
         a = r.agreement
@@ -60,7 +64,8 @@ class Comparison:
             "agreement": {"level": "sample", "n": a.n, "pass_kappa": a.kappa, "pass_percent_agreement": a.percent,
                           "overall_quadratic_kappa": a.weighted_kappa, "overall_spearman": a.spearman,
                           "note": a.note},
-            "boot": r.n_boot, "seed": r.seed, "confidence": r.confidence})
+            "boot": r.n_boot, "seed": r.seed, "confidence": r.confidence,
+            "correction": r.correction, "family_size": r.family_size, "family": r.family})
 
     def tables(self) -> list[Any]:
         """The rich tables ``judgekit compare`` prints: per model, then agreement and counts."""
@@ -73,17 +78,22 @@ class Comparison:
         ci_num = lambda c: "-" if math.isnan(c[0]) else f"[{c[0]:+.2f}, {c[1]:+.2f}]"  # noqa: E731
         diff_pct = lambda x: "-" if math.isnan(x) else f"{100 * x:+.1f}"  # noqa: E731
         diff_num = lambda x: "-" if math.isnan(x) else f"{x:+.2f}"  # noqa: E731
+        from judgekit.stats.multiple import is_significant
+
+        adj = lambda x: num(x, 3) + (" *" if is_significant(x) else "")  # noqa: E731
         per = Table(title=f"Run B ({self.judge_b}) vs run A ({self.judge_a}): paired differences B - A, bootstrap "
                           f"95% intervals",
                     caption=f"A = {self.source_a}, B = {self.source_b}; pass-rate difference in points; ranks by pass "
-                            "rate (change > 0: better under B)")
-        for name in ("model", "n", "pass A", "pass B", "pass diff", "pass 95% CI", "McNemar p", "overall A",
-                     "overall B", "overall diff", "overall 95% CI", "Wilcoxon p", "rank A", "rank B", "change"):
+                            f"rate (change > 0: better under B); * = p adj < 0.05; {r.family}")
+        for name in ("model", "n", "pass A", "pass B", "pass diff", "pass 95% CI", "McNemar p", "McNemar p adj",
+                     "overall A", "overall B", "overall diff", "overall 95% CI", "Wilcoxon p", "Wilcoxon p adj",
+                     "rank A", "rank B", "change"):
             per.add_column(name, justify="left" if name == "model" else "right")
         for m in r.models:
             per.add_row(m.model, str(m.n), pct(m.pass_a), pct(m.pass_b), diff_pct(m.pass_diff), ci_pct(m.pass_ci),
-                        num(m.mcnemar_p, 3), num(m.overall_a), num(m.overall_b), diff_num(m.overall_diff),
-                        ci_num(m.overall_ci), num(m.wilcoxon_p, 3), str(m.rank_a or "-"), str(m.rank_b or "-"),
+                        num(m.mcnemar_p, 3), adj(m.mcnemar_p_adj), num(m.overall_a), num(m.overall_b),
+                        diff_num(m.overall_diff), ci_num(m.overall_ci), num(m.wilcoxon_p, 3), adj(m.wilcoxon_p_adj),
+                        str(m.rank_a or "-"), str(m.rank_b or "-"),
                         f"{m.rank_change:+d}" if m.rank_a else "-")
         a = r.agreement
         agree = Table(title="Agreement of the two runs (sample level: every compared answer is one pair)",
@@ -140,7 +150,8 @@ def _keyed(judgments: list[Judgment], label: str) -> dict[tuple[str, str, str], 
 
 
 def compare(run_a: Any, run_b: Any, *, judge_a: str | None = None, judge_b: str | None = None, boot: int = 2000,
-            seed: int = 0, json: str | Path | None = None, markdown: str | Path | None = None) -> Comparison:
+            seed: int = 0, json: str | Path | None = None, markdown: str | Path | None = None,
+            correction: str = "holm") -> Comparison:
     """Compare two judgings of the same answers: ``run_a`` and ``run_b`` are results files of ``judgekit judge``
     (or :class:`~judgekit.api.Results`, or lists of judgments).
 
@@ -150,7 +161,9 @@ def compare(run_a: Any, run_b: Any, *, judge_a: str | None = None, judge_b: str 
     the paired differences ``B - A`` with percentile-bootstrap 95% intervals (``boot`` resamples of the matched
     answers, ``seed``), McNemar's exact and Wilcoxon-Pratt p-values, ranks by pass rate under A and B and the
     change; then Cohen's kappa and percent agreement of the pass verdicts, the quadratic-weighted kappa (integer
-    overall scores) and Spearman's correlation of the overall scores, at the sample level. ``json`` /
+    overall scores) and Spearman's correlation of the overall scores, at the sample level. The p-values are
+    adjusted for multiple comparisons by ``correction`` (``"holm"``, the default: Holm-Bonferroni; ``"bh"``:
+    Benjamini-Hochberg; ``"none"``), the family being every model's McNemar and Wilcoxon test. ``json`` /
     ``markdown`` also write :meth:`Comparison.to_dict` / :meth:`Comparison.markdown`; both paths are checked
     before anything is read. Bad input (a missing file, no matched answer, several judges and no pick) raises
     :class:`~judgekit.io.errors.JudgekitError` naming the file.
@@ -163,6 +176,7 @@ def compare(run_a: Any, run_b: Any, *, judge_a: str | None = None, judge_b: str 
     check_suffix(md_path, "--markdown", (".md",))
     check_writable(json_path, "--json")
     check_writable(md_path, "--markdown")
+    correction = correction_arg(correction)
     for value, flag, lo in ((boot, "--boot", 1), (seed, "--seed", 0)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
             raise JudgekitError(f"expected a whole number of at least {lo}, got {value!r}", field=flag)
@@ -175,7 +189,7 @@ def compare(run_a: Any, run_b: Any, *, judge_a: str | None = None, judge_b: str 
     (ka, label_a, name_a), (kb, label_b, name_b) = runs
     if not set(ka) & set(kb):
         raise JudgekitError(f"no answer (id, model, condition) in common with {label_a}", path=label_b)
-    result = compare_runs(ka, kb, n_boot=int(boot), seed=int(seed))
+    result = compare_runs(ka, kb, n_boot=int(boot), seed=int(seed), correction=correction)
     comp = Comparison(source_a=label_a, source_b=label_b, judge_a=name_a, judge_b=name_b, result=result)
     if json_path is not None:
         atomic_write_json(json_path, comp.to_dict())

@@ -16,6 +16,7 @@ from judgekit.api._util import (
     check_records_out,
     check_suffix,
     check_writable,
+    correction_arg,
     names,
     new_store_cleanup,
     shown_while_running,
@@ -59,7 +60,7 @@ class Results:
     judges: list[JudgeSpec] = field(default_factory=list)
     store: Path | None = None
     out: Path | None = None
-    _robustness: dict[tuple[str, int, int], Any] = field(default_factory=dict, repr=False)
+    _robustness: dict[tuple[str, int, int, str], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def read(cls, path: str | Path) -> Results:
@@ -151,6 +152,14 @@ class Results:
         """Judgments for which a local judge read only the head of a long answer."""
         return sum(j.truncated for j in self.judgments)
 
+    @property
+    def self_grading(self) -> list[dict[str, Any]]:
+        """Judges that graded their own model (:mod:`judgekit.judging.selfgrading`), as recorded on the
+        judgments: ``{"judge", "model", "judgments"}`` per pair; empty when none."""
+        from judgekit.judging.selfgrading import recorded_pairs
+
+        return recorded_pairs(self.judgments)
+
     # ---- views ------------------------------------------------------------------------------------------
     def to_pandas(self) -> Any:
         """A pandas DataFrame, one row per judgment: id, model, condition, category, judge, status, reason,
@@ -201,20 +210,22 @@ class Results:
             rows.append(row)
         return rows
 
-    def robustness(self, baseline: str = "clean", *, n_boot: int = 2000, seed: int = 0) -> list[Any] | None:
+    def robustness(self, baseline: str = "clean", *, n_boot: int = 2000, seed: int = 0,
+                   correction: str = "holm") -> list[Any] | None:
         """The clean-vs-degraded comparison (:func:`judgekit.stats.robustness.compare_conditions`: paired mean
         and pass-rate differences per model, criterion and category, bootstrap 95% CIs, Wilcoxon/McNemar), or
         None when the judgments do not hold the ``baseline`` condition (an empty condition counts as clean)
-        and another one."""
+        and another one. ``correction`` (``"holm"``, ``"bh"``, ``"none"``) adjusts the p-values of all the rows
+        together (``p_adjusted``; :mod:`judgekit.stats.multiple`)."""
         conditions = {j.condition or "clean" for j in self.judgments}
         if len(conditions) < 2 or (baseline or "clean") not in conditions:
             return None
-        key = (baseline, n_boot, seed)
+        key = (baseline, n_boot, seed, correction)
         if key not in self._robustness:
             from judgekit.stats.robustness import compare_conditions
 
             self._robustness[key] = compare_conditions(self.judgments, self.criteria, baseline=baseline,
-                                                       n_boot=n_boot, seed=seed)
+                                                       n_boot=n_boot, seed=seed, correction=correction)
         return list(self._robustness[key])
 
     def write(self, path: str | Path) -> Path:
@@ -226,13 +237,13 @@ class Results:
         write_records(path, self.judgments)
         return path
 
-    def write_robustness(self, path: str | Path, baseline: str = "clean") -> bool:
+    def write_robustness(self, path: str | Path, baseline: str = "clean", *, correction: str = "holm") -> bool:
         """Write :meth:`robustness` to ``path`` (.json rows or .md tables) as ``judgekit judge --robustness``
-        does; False (nothing written) when there is no comparison to make."""
+        does (p-values adjusted by ``correction``); False (nothing written) when there is no comparison to make."""
         from judgekit.io.dataio import atomic_write_json, atomic_write_text
         from judgekit.stats.robustness import robustness_markdown, rows_to_dicts
 
-        rows = self.robustness(baseline)
+        rows = self.robustness(baseline, correction=correction)
         if rows is None:
             return False
         path = Path(path)
@@ -262,7 +273,7 @@ def responses_of(source: Any) -> list[Response]:
     if isinstance(source, Response | dict):
         source = [source]
     out: list[Response] = []
-    seen: dict[tuple[str, str, str], str] = {}
+    seen: dict[tuple[str, ...], str] = {}
     for i, given in enumerate(source):
         where = f"responses[{i}]"
         if isinstance(given, Response):
@@ -281,10 +292,11 @@ def responses_of(source: Any) -> list[Response]:
                     raise JudgekitError(f"{problem}: {p}", path=where, field=name)
                 resolved.append(str(full))
             setattr(rec, name, resolved)
-        if rec.uid in seen:
-            raise JudgekitError(f"duplicate response: id={rec.id!r} model={rec.model!r} condition={rec.condition!r} "
-                                f"already given at {seen[rec.uid]}", path=where)
-        seen[rec.uid] = where
+        if rec.unique_key in seen:
+            setting = f" setting={rec.setting!r}" if rec.setting else ""
+            raise JudgekitError(f"duplicate response: id={rec.id!r} model={rec.model!r} condition={rec.condition!r}"
+                                f"{setting} already given at {seen[rec.unique_key]}", path=where)
+        seen[rec.unique_key] = where
         out.append(rec)
     if not out:
         raise JudgekitError("no responses given")
@@ -379,7 +391,9 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
           local_mode: str | None = None, calibration: str | Path | None = None, threads: int | None = None,
           robustness: str | Path | None = None, progress: Callable[[int, int, float], None] | None = None,
           notify: Callable[[str], None] | None = None, batch: bool = False,
-          batch_poll: float | None = None, ray: str | None = None, workers: int | None = None) -> Results:
+          batch_poll: float | None = None, ray: str | None = None, workers: int | None = None,
+          correction: str = "holm", self_grading: str = "warn",
+          self_aliases: str | Sequence[str] | dict[str, Any] | None = None) -> Results:
     """Judge every response with ``rubric`` by every judge; what ``judgekit judge`` does, without printing.
 
     ``responses``: a file (.jsonl, .csv, .parquet) or a list of :class:`Response` / dicts. ``rubric``: a YAML
@@ -395,7 +409,8 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
 
     Every input is checked before anything is written or paid for (:class:`JudgekitError`, naming the file
     and line or the flag). ``out`` (optional) gets the results file, ``robustness`` (optional, .json or .md)
-    the clean-vs-degraded comparison when the responses hold a clean and another condition. ``progress(done,
+    the clean-vs-degraded comparison when the responses hold a clean and another condition (p-values adjusted by
+    ``correction``: ``"holm"``, ``"bh"`` or ``"none"``). ``progress(done,
     total, cost)`` is called as judgments finish (a progress bar that is also a context manager is entered
     while the calls run); ``notify(text)`` gets notes (waiting for another run's claimed calls).
 
@@ -412,6 +427,13 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
     :mod:`judgekit.judging.sharding`): each judges its share into a shard store beside ``store``, which is then
     merged into ``store`` by call key; the judgments and the store are those of a plain run. Needs the extra
     ``pip install 'judgekit[ray]'``.
+
+    Self-grading (:mod:`judgekit.judging.selfgrading`): a judge that is also a model under test (the same name
+    once lower-cased, without a provider prefix or a `` [SETTING]`` suffix; or declared by ``self_aliases``,
+    ``"JUDGE=MODEL"`` texts or a mapping judge -> model) is warned about once per pair (``self_grading="warn"``,
+    a :class:`JudgekitWarning`), refused before anything is written or called (``"refuse"``: a
+    :class:`JudgekitError` on ``--judge``) or let be (``"allow"``); in every case each judgment records it
+    (``Judgment.self_grading``, :attr:`Results.self_grading`).
     """
     import warnings
 
@@ -428,6 +450,10 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
                         seed=seed, max_tokens=max_tokens, timeout=timeout, response_format=response_format,
                         no_images=no_images, api_key_env=api_key_env, price_in=price_in, price_out=price_out,
                         local_mode=local_mode, calibration=calibration, threads=threads, deployments=deployments)
+    from judgekit.judging.selfgrading import check_self_grading, parse_aliases
+
+    aliases = parse_aliases(self_aliases)
+    check_self_grading([s.model for s in specs], (r.model for r in resp), aliases, self_grading, JudgekitWarning)
     options = RunOptions(concurrency=concurrency, samples=samples, reduce=reduce,  # type: ignore[arg-type]
                          reasks=reasks, retries=retries, requests_per_minute=rpm, tokens_per_minute=tpm,
                          max_cost=max_cost, panel_reduce=panel_reduce,  # type: ignore[arg-type]
@@ -438,6 +464,7 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
     check_suffix(robustness_path, "--robustness", (".json", ".md"))
     check_writable(out_path, "--out")  # before the first paid call, not after the last one
     check_writable(robustness_path, "--robustness")
+    correction = correction_arg(correction)
     if samples > 1 and temperature == 0:
         warnings.warn("--samples > 1 at temperature 0: samples will mostly agree", JudgekitWarning, stacklevel=2)
     if batch_poll is not None and not batch:
@@ -456,17 +483,19 @@ def judge(responses: str | Path | Sequence[Response | dict[str, Any]], rubric: s
         import_ray()  # a clear error (how to install it) before anything is written
     return run_judges(resp, rubric_obj, specs, options, store=Path(store), out=out_path,
                       robustness=robustness_path, progress=progress, notify=notify, batch=batch,
-                      batch_poll=batch_poll, ray=ray, workers=workers)
+                      batch_poll=batch_poll, ray=ray, workers=workers, correction=correction, self_aliases=aliases)
 
 
 def run_judges(responses: list[Response], rubric: Rubric, specs: list[JudgeSpec], options: RunOptions, *,
                store: Path, out: Path | None, robustness: Path | None = None,
                progress: Callable[[int, int, float], None] | None = None,
                notify: Callable[[str], None] | None = None, batch: bool = False,
-               batch_poll: float | None = None, ray: str | None = None, workers: int | None = None) -> Results:
+               batch_poll: float | None = None, ray: str | None = None, workers: int | None = None,
+               correction: str = "holm", self_aliases: Sequence[tuple[str, str]] = ()) -> Results:
     """Run checked judges on checked responses (see :func:`judge`); write ``out`` and ``robustness``.
     ``batch``: through the provider's batch API (:mod:`judgekit.judging.batch`), polling every ``batch_poll``
-    seconds at first (default 30)."""
+    seconds at first (default 30). Each judgment records its self-grading judges (by name or by the declared
+    (judge, model) ``self_aliases``)."""
     from judgekit.io.dataio import write_records
     from judgekit.judging.runner import Runner
     from judgekit.judging.store import Store
@@ -490,6 +519,9 @@ def run_judges(responses: list[Response], rubric: Rubric, specs: list[JudgeSpec]
             except KeyboardInterrupt:  # before the run's own handler was in place (planning, loading)
                 report = runner.report
                 report.interrupted = True
+    from judgekit.judging.selfgrading import mark_self_grading
+
+    mark_self_grading(report.judgments, self_aliases)  # recorded whatever the policy (``judge(self_grading=)``)
     results = Results(judgments=report.judgments, criteria=list(rubric.criterion_names), run=report, rubric=rubric,
                       judges=list(specs), store=store, out=out)
     if report.interrupted:  # outside the store's cleanup: an interrupted first run keeps its store
@@ -497,7 +529,7 @@ def run_judges(responses: list[Response], rubric: Rubric, specs: list[JudgeSpec]
     if out is not None:
         write_records(out, report.judgments)
     if robustness is not None:
-        results.write_robustness(robustness)
+        results.write_robustness(robustness, correction=correction)
     return results
 
 

@@ -192,11 +192,26 @@ def mcq(responses: str | Path | Sequence[str | Path], *, mmad_aliases: bool = Fa
         report.setting_gains.append(SettingGain(
             model=model, condition=condition, baseline=base, setting=setting, n=d.n, baseline_accuracy=d.baseline,
             accuracy=d.degraded, diff=d.diff, ci_low=d.ci_low, ci_high=d.ci_high, p_value=d.p_value, note=d.note))
+    report.setting_gains[:] = correct_gains(report.setting_gains)  # Holm over every gain of the table
     if json_path is not None:
         atomic_write_json(json_path, report.to_dict())
     if md_path is not None:
         atomic_write_text(md_path, mcq_markdown(report))
     return report
+
+
+def correct_gains(gains: Sequence[Any], method: str = "holm") -> list[Any]:
+    """The :class:`~judgekit.generation.mcq_settings.SettingGain` rows with ``p_adjusted`` set: their McNemar
+    p-values adjusted together by ``method`` (``"holm"``, ``"bh"`` or ``"none"``;
+    :func:`judgekit.stats.multiple.adjust_pvalues`), the family being every gain of the table (every model x
+    condition x setting against its baseline) with a p-value."""
+    from judgekit.stats.multiple import adjust_pvalues, check_correction
+
+    method = check_correction(method)
+    adj = adjust_pvalues([g.p_value for g in gains], method)
+    size = int(sum(a == a for a in adj))
+    return [g.model_copy(update={"p_adjusted": float(a), "correction": method, "family_size": size})
+            for g, a in zip(gains, adj, strict=True)]
 
 
 def export(store: str | Path, out: str | Path) -> int:

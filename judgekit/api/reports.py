@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judgekit.api._util import as_path, check_suffix, check_writable, judgments_of, names
+from judgekit.api._util import as_path, check_suffix, check_writable, correction_arg, judgments_of, names
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Judgment
 
@@ -38,6 +38,9 @@ class Report:
     agreement: Any = None  # Agreement with human ratings (report(human=...)), else None
     comparison: Any = None  # judgekit.api.compare.Comparison with another run (report(compare=...)), else None
     probes: dict[str, Any] | None = None  # the probes file of judgekit probe (report(probes=...)), else None
+    # judgekit.reporting.selfgrading.SelfGrading: judges that graded their own model (with/without rows), else None
+    self_grading: Any = None
+    settings: list[Any] = field(default_factory=list)  # judgekit.stats.settings.SettingRow: prompt-setting gains
     _leaderboard: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -49,6 +52,13 @@ class Report:
 
             self._leaderboard = leaderboard(self.judgments, self.criteria, n_resamples=self.boot, seed=self.seed)
         return self._leaderboard
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        """The rubric's fact checks per model (:func:`judgekit.reporting.tables.check_rates`); [] without checks."""
+        from judgekit.reporting.tables import check_rates
+
+        return check_rates(self.judgments)
 
     @property
     def robustness_note(self) -> str:
@@ -79,7 +89,10 @@ class Report:
                 "robustness_note": self.robustness_note, "leaderboard": self.leaderboard,
                 **({"agreement": self.agreement.to_dict()} if self.agreement is not None else {}),
                 **({"comparison": self.comparison.to_dict()} if self.comparison is not None else {}),
-                **({"probes": self.probes} if self.probes is not None else {})}
+                **({"probes": self.probes} if self.probes is not None else {}),
+                **({"self_grading": self.self_grading.to_dict()} if self.self_grading is not None else {}),
+                **({"settings": _setting_dicts(self.settings)} if self.settings else {}),
+                **({"checks": checks} if (checks := self.checks) else {})}
 
     def pass_rate_table(self) -> Any:
         """The pass rates as the rich table ``judgekit report`` prints (Wilson and bootstrap 95% intervals)."""
@@ -98,6 +111,14 @@ class Report:
             from judgekit.stats.robustness import robustness_table
 
             shown.append(robustness_table(self.robustness, metrics=None if self.all_criteria else ("overall", "pass")))
+        if self.settings:
+            from judgekit.stats.settings import settings_table
+
+            shown.append(settings_table(self.settings, metrics=None if self.all_criteria else ("overall", "pass")))
+        if checks := self.checks:
+            from judgekit.reporting.tables import checks_table
+
+            shown.append(checks_table(checks))
         return shown
 
     def markdown(self) -> str:
@@ -111,6 +132,16 @@ class Report:
             from judgekit.stats.robustness import robustness_markdown
 
             text += "\n## Robustness: degraded vs clean\n\n" + robustness_markdown(self.robustness)
+        if self.settings:
+            from judgekit.stats.settings import settings_markdown
+
+            text += "\n## Prompt settings: gain over the baseline setting\n\n" + settings_markdown(self.settings)
+        if checks := self.checks:
+            from judgekit.reporting.tables import checks_table
+
+            text += "\n## Fact checks (no judge call)\n\n" + table_markdown(checks_table(checks))
+        if self.self_grading is not None:
+            text += self.self_grading.markdown()
         if self.agreement is not None:
             text += f"\n## Agreement with human ratings ({self.agreement.human_file})\n\n" + "\n".join(
                 table_markdown(t) if not isinstance(t, str) else markup_plain(t) + "\n"
@@ -135,6 +166,12 @@ class Report:
 
         return render(self, self.leaderboard, responses=_responses_arg(responses),
                       rubric=_rubric_arg(rubric, self.judgments), seed=self.seed)
+
+
+def _setting_dicts(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    from judgekit.stats.settings import setting_rows_to_dicts
+
+    return setting_rows_to_dicts(rows)
 
 
 def _responses_arg(responses: Any) -> Any:
@@ -164,12 +201,23 @@ def _rubric_arg(rubric: Any, judgments: Sequence[Judgment]) -> Any:
     return shipped if shipped.version == version else None
 
 
+def _settings_of(judgments: Sequence[Judgment], criteria: Sequence[str], boot: int, seed: int,
+                 correction: str) -> list[Any]:
+    """The prompt-setting gains (:func:`judgekit.stats.settings.compare_settings`) when some model was judged in
+    several settings, else []."""
+    if len({j.setting for j in judgments}) < 2:
+        return []
+    from judgekit.stats.settings import compare_settings
+
+    return compare_settings(judgments, criteria, n_boot=boot, seed=seed, correction=correction)
+
+
 def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False, boot: int = 2000, seed: int = 0,
            json: str | Path | None = None, markdown: str | Path | None = None, html: str | Path | None = None,
            responses: Any = None, rubric: Any = None, human: str | Path | None = None,
            criterion: str | Sequence[str] | None = None, raters: str | Sequence[str] | None = None,
            group_by: str | None = None, compare: Any = None, probes: str | Path | None = None,
-           csv: str | Path | None = None) -> Report:
+           csv: str | Path | None = None, correction: str = "holm") -> Report:
     """The figures ``judgekit report`` prints for ``results`` (a results file, a :class:`~judgekit.api.Results`
     or a list of judgments).
 
@@ -177,10 +225,16 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     (``passed``); pass rates come with 95% Wilson and percentile-bootstrap intervals (``boot`` resamples,
     ``seed``), by model, and by judge and condition when they vary. When the judgments hold the ``baseline``
     condition (empty counts as clean) and another, the robustness comparison gives paired differences per
-    model, criterion and category with bootstrap CIs and Wilcoxon/McNemar tests. ``json`` / ``markdown`` also
+    model, criterion and category with bootstrap CIs and Wilcoxon/McNemar tests. When a model was judged in
+    several prompt settings of ``judgekit generate`` (each its own entry ``"MODEL [SETTING]"`` everywhere),
+    :attr:`Report.settings` gives each setting's paired gain over the baseline setting
+    (:func:`judgekit.stats.settings.compare_settings`; the JSON's ``"settings"`` key). ``json`` / ``markdown`` also
     write :meth:`Report.to_dict` / :meth:`Report.markdown`, ``csv`` the leaderboard rows as CSV
     (:func:`judgekit.reporting.leaderboard.leaderboard_csv`), ``html`` the page of :meth:`Report.html` (with the
-    ``responses`` and ``rubric`` given); every output path is checked before anything is read.
+    ``responses`` and ``rubric`` given); every output path is checked before anything is read. ``correction``
+    (``"holm"``, the default, ``"bh"`` or ``"none"``; :mod:`judgekit.stats.multiple`) adjusts for multiple
+    comparisons the p-values of the robustness comparison (one family: all its rows) and of ``compare`` (one
+    family: every model's two tests); the tables show both p-values and star by the adjusted one.
 
     ``human`` (a ratings file) adds the agreement of the judge with human ratings: :func:`agree` on these
     judgments with ``criterion``, ``raters`` and ``group_by`` as there (and ``boot``, ``seed``; the rubric's
@@ -192,6 +246,13 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     probe --out``) adds the judge's bias probes to :attr:`Report.probes`, the JSON's ``"probes"`` key (the file
     as read), the Markdown and the judge card (flagged when measured on another judge or rubric). All are read
     before anything is written: a bad ratings, results or probes file raises and writes nothing.
+
+    When the judgments record self-grading (a judge that is also the model under test, ``Judgment.self_grading``,
+    see :mod:`judgekit.judging.selfgrading`), :attr:`Report.self_grading` names the pairs and, for panel
+    judgments with other judges, gives that model's mean overall and pass rate with the panel as is and
+    recomputed without that judge (:mod:`judgekit.reporting.selfgrading`; the ``rubric``, or the run's, or the
+    shipped one of the recorded name, makes the pass verdict exact); in the JSON's ``"self_grading"`` key, the
+    Markdown, the terminal and the judge card.
     """
     from judgekit.api.judging import Results
     from judgekit.io.dataio import atomic_write_json, atomic_write_text
@@ -208,6 +269,7 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     html_path = as_path(html)
     check_suffix(html_path, "--html", (".html", ".htm"))
     check_writable(html_path, "--html")
+    correction = correction_arg(correction)
     judgments, source = judgments_of(results)
     criteria = (list(results.criteria) if isinstance(results, Results)
                 else list(dict.fromkeys(c for j in judgments for c in j.scores)))
@@ -219,8 +281,9 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     rates = pass_rates(judgments, by=by, n_resamples=boot, seed=seed)
     holder = results if isinstance(results, Results) else Results(judgments=judgments, criteria=criteria)
     rep = Report(judgments=judgments, criteria=criteria, source=source, baseline=baseline, all_criteria=all_criteria,
-                 pass_rate_by=by, pass_rates=rates, robustness=holder.robustness(baseline, n_boot=boot, seed=seed),
-                 boot=boot, seed=seed,
+                 pass_rate_by=by, pass_rates=rates, robustness=holder.robustness(baseline, n_boot=boot, seed=seed,
+                                                                                 correction=correction),
+                 boot=boot, seed=seed, settings=_settings_of(judgments, criteria, boot, seed, correction),
                  label=source or (str(results.out) if isinstance(results, Results) and results.out else None))
     if rubric is None and isinstance(results, Results) and results.rubric is not None:
         rubric = results.rubric
@@ -235,7 +298,11 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     if compare is not None:
         from judgekit.api.compare import compare as compare_runs
 
-        rep.comparison = compare_runs(results, compare, boot=boot, seed=seed)
+        rep.comparison = compare_runs(results, compare, boot=boot, seed=seed, correction=correction)
+    if any(j.self_grading for j in judgments):  # judgekit.reporting.selfgrading: the panel recomputed without
+        from judgekit.reporting.selfgrading import self_grading_of
+
+        rep.self_grading = self_grading_of(judgments, _rubric_arg(rubric, judgments))
     page = None
     if html_path is not None:  # built before anything is written: a bad responses file writes nothing
         page = rep.html(responses, rubric)

@@ -1,7 +1,8 @@
 """The ``judgekit`` command: a thin layer that parses flags, calls the Python API (:mod:`judgekit.api`) and
 prints what it returns. One module per command (``judge``, ``report``, ``demo``, ``validate``, ``perturb``,
 ``render``, ``generate``, ``agree``, ``compare``, ``study``, ``probe``, ``mcq``, ``rubric``, ``export``,
-``store``), each with ``add_parser(sub)`` and ``run(args)``; what they share is in :mod:`judgekit.cli._common`.
+``store``, ``plan``), each with ``add_parser(sub)`` and ``run(args)``; what they share is in
+:mod:`judgekit.cli._common`.
 
 Exit codes: 0 done; 2 bad input or setup (the message names the file and line, the flag, or the cause - an
 unknown provider, a refused key, a server that does not answer; nothing is written); 3 incomplete (the cost
@@ -28,6 +29,7 @@ from judgekit.cli import (
     judge,
     mcq,
     perturb,
+    plan,
     probe,
     render,
     report,
@@ -53,7 +55,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INCOMPLETE", "EXIT_INTERR
 #: The commands in the order ``judgekit --help`` lists them.
 COMMANDS = {"judge": judge, "report": report, "demo": demo, "validate": validate, "perturb": perturb,
             "render": render, "generate": generate, "agree": agree, "compare": compare, "study": study, "probe": probe,
-            "mcq": mcq, "rubric": rubric, "export": export, "store": store}
+            "mcq": mcq, "rubric": rubric, "export": export, "store": store, "plan": plan}
 
 
 def _build_parser() -> argparse.ArgumentParser:

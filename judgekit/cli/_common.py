@@ -273,13 +273,25 @@ def server_table(per_server: dict[str, dict[str, Any]]):  # type: ignore[no-unty
     return table
 
 
-def print_run(results, console, *, max_cost: float | None = None, robustness_out: Path | None = None) -> int:  # type: ignore[no-untyped-def]
-    """Print a finished judging run (the tables, the robustness comparison, the accounting); its exit code."""
+def add_correction_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--correction holm|bh|none`` (default holm): the multiple-comparison adjustment of ``what``'s
+    p-values (:mod:`judgekit.stats.multiple`); a bad value exits 2 naming the flag (argparse choices)."""
+    parser.add_argument("--correction", choices=("holm", "bh", "none"), default="holm",
+                        help=f"multiple-comparison adjustment of the p-values of {what}: holm (Holm-Bonferroni, "
+                             "family-wise error rate; the default), bh (Benjamini-Hochberg, false discovery rate) "
+                             "or none; the tables show 'p adj' beside p, star a test when p adj < 0.05 and state "
+                             "the family (the tests adjusted together)")
+
+
+def print_run(results, console, *, max_cost: float | None = None, robustness_out: Path | None = None,  # type: ignore[no-untyped-def]
+              correction: str = "holm") -> int:
+    """Print a finished judging run (the tables, the robustness comparison with its p-values adjusted by
+    ``correction``, the accounting); its exit code."""
     from judgekit.api.reports import no_robustness_note
 
     out = stdout_console()
     print_summary(results.judgments, results.criteria, out)
-    rows = results.robustness()
+    rows = results.robustness(correction=correction)
     if rows is None:
         if robustness_out is not None:
             out.print(no_robustness_note(results.judgments, "clean"))

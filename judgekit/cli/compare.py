@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from judgekit.cli._common import _count, _positive_int, stdout_console
+from judgekit.cli._common import _count, _positive_int, add_correction_flag, stdout_console
 
 
 def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     cp.add_argument("--judge-b", metavar="JUDGE", help="the judge of RUN_B to compare (needed when it holds several)")
     cp.add_argument("--boot", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     cp.add_argument("--seed", type=_count, default=0, help="bootstrap seed (default 0)")
+    add_correction_flag(cp, "the per-model tests (McNemar and Wilcoxon of every model)")
     cp.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     cp.add_argument("--markdown", type=Path, metavar="OUT", help="also write the tables as Markdown")
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from judgekit.api import compare
 
     comp = compare(args.run_a, args.run_b, judge_a=args.judge_a, judge_b=args.judge_b, boot=args.boot,
-                   seed=args.seed, json=args.json, markdown=args.markdown)
+                   seed=args.seed, json=args.json, markdown=args.markdown, correction=args.correction)
     out = stdout_console()
     for table in comp.tables():
         out.print(table)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from judgekit.cli._common import (
+    add_correction_flag,
     add_judge_flags,
     judge_options,
     notifier,
@@ -32,6 +33,7 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     j.add_argument("--robustness", type=Path, metavar="OUT",
                    help="when the responses hold a clean and degraded conditions, also write the robustness "
                         "comparison (paired differences, bootstrap CIs, Wilcoxon/McNemar) as .json or .md")
+    add_correction_flag(j, "the robustness comparison (printed and --robustness)")
     j.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="shard the run over Ray actors: 'local' (the default: a local cluster of --workers CPUs), "
                         "'auto' or HOST:PORT (an existing cluster); each shard's calls are merged into --store by "
@@ -45,6 +47,14 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     j.add_argument("--batch-poll", type=float, metavar="SECONDS", default=None,
                    help="with --batch: first wait between polls (default 30; each wait is 1.5x the last, "
                         "at most 10x this)")
+    j.add_argument("--no-self-grading", action="store_true",
+                   help="refuse (exit 2, before any call or file) when a judge is also a model under test: the same "
+                        "name once lower-cased and without a provider prefix ('openai/gpt-4o-mini' is "
+                        "'gpt-4o-mini') or a ' [SETTING]' suffix, or a --self-alias; by default such a judge is "
+                        "warned about and run, and the results record it (self_grading)")
+    j.add_argument("--self-alias", action="append", metavar="JUDGE=MODEL", default=None,
+                   help="declare that the judge JUDGE is the model under test MODEL although the names differ (a "
+                        "local server's name); repeatable")
     j.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -59,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
             results = judge(args.responses, args.rubric, args.judge, store=args.store, out=args.out,
                             robustness=args.robustness, batch=args.batch, batch_poll=args.batch_poll,
                             ray=args.ray, workers=args.workers, progress=bar, notify=notifier(console),
-                            **judge_options(args))
+                            correction=args.correction, self_grading="refuse" if args.no_self_grading else "warn",
+                            self_aliases=args.self_alias, **judge_options(args))
     except JudgingInterrupted as stop:
         return print_interrupted(stop.results, console)
-    return print_run(results, console, max_cost=args.max_cost, robustness_out=args.robustness)
+    return print_run(results, console, max_cost=args.max_cost, robustness_out=args.robustness,
+                     correction=args.correction)

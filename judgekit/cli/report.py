@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from judgekit.cli._common import _positive_int, stdout_console
+from judgekit.cli._common import _positive_int, add_correction_flag, stdout_console
 
 
 def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
@@ -23,6 +23,7 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
                                                                 "overall and pass)")
     rp.add_argument("--boot", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
     rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    add_correction_flag(rp, "the robustness comparison, the breakdowns and --compare")
     rp.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     rp.add_argument("--markdown", type=Path, metavar="OUT", help="also write the tables as Markdown")
     rp.add_argument("--csv", type=Path, metavar="OUT.csv",
@@ -62,10 +63,14 @@ def run(args: argparse.Namespace) -> int:
     rep = report(args.results, baseline=args.baseline, all_criteria=args.all_criteria, boot=args.boot,
                  seed=args.seed, json=args.json, markdown=args.markdown, html=args.html, responses=args.responses,
                  rubric=args.rubric, human=args.human, criterion=args.criterion, raters=args.raters,
-                 group_by=args.group_by, compare=args.compare, probes=args.probes, csv=args.csv)
+                 group_by=args.group_by, compare=args.compare, probes=args.probes, csv=args.csv,
+                 correction=args.correction)
     out = stdout_console()
     for table in rep.tables():
         out.print(table)
+    if rep.self_grading is not None:  # notes as plain text: a model name may hold "[...]"
+        for thing in rep.self_grading.renderables():
+            out.print(thing, markup=False, highlight=False) if isinstance(thing, str) else out.print(thing)
     if rep.agreement is not None:
         for thing in rep.agreement.renderables():
             out.print(thing)

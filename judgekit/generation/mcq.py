@@ -34,7 +34,6 @@ from rich.console import Console
 from rich.table import Table
 
 from judgekit.generation.mcq_settings import SettingGain, gain_markdown, print_gains, setting_suffix, show_settings
-from judgekit.generation.shots import setting_label
 from judgekit.io.errors import JudgekitError
 from judgekit.io.records import Response
 
@@ -408,8 +407,7 @@ def score_mcq(responses: Sequence[Response], *,
         if len(ref) != 1 or ref not in valid:
             raise JudgekitError(f"{where}: reference {r.reference!r} is not one of the option letters {valid[0]}-"
                                 f"{valid[-1]}", field="reference")
-        gen = r.meta.get("generation")
-        setting = setting_label(gen if isinstance(gen, dict) else None)
+        setting = r.setting
         if (*r.uid, setting) in seen_uid:
             raise JudgekitError(f"{where} appears more than once" + (f" in setting {setting}" if setting else ""),
                                 field="id")

@@ -12,15 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 GAIN_HEAD = ["model", "condition", "baseline", "setting", "pairs", "baseline accuracy", "accuracy", "gain",
-             "95 % CI", "McNemar p"]
+             "95 % CI", "McNemar p", "p adj"]
 GAIN_NOTE = ("Gain of each setting: micro accuracy (in %) of the setting minus that of the baseline on the questions "
              "answered in both, paired by id, model and condition; 95 % paired percentile bootstrap over the "
-             "questions (2,000 resamples, seed 0) and McNemar's exact test.")
+             "questions (2,000 resamples, seed 0) and McNemar's exact test; p adj: Holm-Bonferroni adjusted over the "
+             "family of every gain in the table (family-wise error rate), * = p adj < 0.05.")
 
 
 class SettingGain(BaseModel):
     """Accuracy of ``setting`` minus that of ``baseline`` on the questions answered in both (paired by id, model
-    and condition), with the 95 % paired percentile-bootstrap interval and McNemar's exact p-value."""
+    and condition), with the 95 % paired percentile-bootstrap interval and McNemar's exact p-value (``p_value``,
+    raw; ``p_adjusted``: adjusted by ``correction`` over the ``family_size`` gains of the table, see
+    :func:`judgekit.api.pipeline.correct_gains`)."""
 
     model: str
     condition: str | None
@@ -34,6 +37,10 @@ class SettingGain(BaseModel):
     ci_high: float
     p_value: float
     note: str = ""
+    p_adjusted: float = float("nan")
+    correction: str = ""
+    family_size: int = 0
+
 
 
 def show_settings(settings: Iterable[str | None]) -> bool:
@@ -77,7 +84,9 @@ def gain_rows(gains: Sequence[SettingGain]) -> list[list[str]]:
 
     return [[g.model, g.condition or "-", g.baseline, g.setting, str(g.n), pct(g.baseline_accuracy), pct(g.accuracy),
              signed(g.diff), "-" if g.ci_low != g.ci_low else f"[{signed(g.ci_low)}, {signed(g.ci_high)}]",
-             "-" if g.p_value != g.p_value else f"{g.p_value:.3g}"] for g in gains]
+             "-" if g.p_value != g.p_value else f"{g.p_value:.3g}",
+             "-" if g.p_adjusted != g.p_adjusted else f"{g.p_adjusted:.3g}" + (" *" if g.p_adjusted < 0.05 else "")]
+            for g in gains]
 
 
 def print_gains(gains: Sequence[SettingGain], console: Console) -> None:

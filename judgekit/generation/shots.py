@@ -95,16 +95,6 @@ def product_of(item: Item) -> str | None:
     return str(p) if p not in (None, "") else item.category
 
 
-def setting_label(generation: dict[str, Any] | None) -> str | None:
-    """A response's setting as a short name (``0-shot``, ``3-shot``, ``1-shot+``, ``... + knowledge``), from its
-    ``meta.generation``; None when the record has no setting (written before settings were recorded)."""
-    if not generation or "shots" not in generation:
-        return None
-    shots = str(generation["shots"])
-    name = "1-shot+" if shots == "1+" else f"{shots}-shot"
-    return f"{name} + knowledge" if generation.get("knowledge") else name
-
-
 # ------------------------------------------------------------------------------------------------ template pool
 
 

@@ -198,13 +198,13 @@ def row_error(path: str | Path, where: str, message: str, field: str | None = No
 
 RESULT_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".pq")
 _NESTED_RESULT_FIELDS = ("scores", "flags", "spread")
-_JSON_RESULT_FIELDS = ("samples", "panel")
+_JSON_RESULT_FIELDS = ("samples", "panel", "self_grading")
 
 
 def _unflatten_result(row: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
     """A results row of a .csv/.parquet file (as written by :func:`write_records`) back in the JSONL shape:
     ``scores.relevance`` columns into a ``scores`` dict (likewise ``flags``, ``spread``), and the JSON text of
-    ``samples``/``panel`` decoded."""
+    ``samples``/``panel``/``self_grading`` decoded."""
     out: dict[str, Any] = {}
     for key, value in row.items():
         head, dot, tail = key.partition(".")
@@ -348,11 +348,13 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
                 setattr(rec, field, resolved)
             if rec.point_clouds:
                 _check_clouds(rec, base, path, where, check=check_images)
-            uid = rec.uid if isinstance(rec, Response) else (rec.id, rec.condition or "")
+            # one file may hold the answers of several prompt settings (Response.unique_key)
+            uid = rec.unique_key if isinstance(rec, Response) else (rec.id, rec.condition or "")
             if uid in seen:
                 what = (f"duplicate response: id={rec.id!r} model={rec.model!r} "  # type: ignore[attr-defined]
                         if isinstance(rec, Response) else f"duplicate item: id={rec.id!r} ")
-                raise _error(path, where, f"{what}condition={rec.condition!r} already given at {seen[uid]}")
+                setting = f" setting={rec.setting!r}" if isinstance(rec, Response) and rec.setting else ""
+                raise _error(path, where, f"{what}condition={rec.condition!r}{setting} already given at {seen[uid]}")
             seen[uid] = where
             out.append(rec)
     except UnicodeDecodeError as exc:

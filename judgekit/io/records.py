@@ -45,6 +45,28 @@ class Item(BaseModel):
         return v
 
 
+def setting_label(generation: dict[str, Any] | None) -> str | None:
+    """A response's prompt setting as a short name (``0-shot``, ``3-shot``, ``1-shot+``, ``... + knowledge``),
+    from its ``meta.generation`` (written by ``judgekit generate``, see :mod:`judgekit.generation.shots`); None
+    when there is no record or it has no setting (written before settings were recorded)."""
+    if not isinstance(generation, dict) or "shots" not in generation:
+        return None
+    shots = str(generation["shots"])
+    name = "1-shot+" if shots == "1+" else f"{shots}-shot"
+    return f"{name} + knowledge" if generation.get("knowledge") else name
+
+
+#: Settings that are the plain prompt: a judgment of such an answer keeps the bare model name.
+PLAIN_SETTINGS = (None, "0-shot")
+
+
+def entry_name(model: str, setting: str | None) -> str:
+    """The name a model's answers in one prompt setting go by in results, tables and ranks: the bare model for
+    the plain prompt (no setting, or ``0-shot``), else ``"MODEL [SETTING]"`` (e.g. ``"qwen [1-shot+]"``), so
+    that each setting is its own leaderboard entry and never pools with another."""
+    return model if setting in PLAIN_SETTINGS else f"{model} [{setting}]"
+
+
 class Response(Item):
     """One answer of one model under test to one item."""
 
@@ -53,8 +75,20 @@ class Response(Item):
 
     @property
     def uid(self) -> tuple[str, str, str]:
-        """``(id, model, condition)``: what makes a response unique within a file."""
+        """``(id, model, condition)``: what identifies a response (within one prompt setting, see
+        :attr:`setting`)."""
         return (self.id, self.model, self.condition or "")
+
+    @property
+    def setting(self) -> str | None:
+        """The prompt setting of ``judgekit generate`` recorded in ``meta.generation`` (:func:`setting_label`)."""
+        return setting_label(self.meta.get("generation"))
+
+    @property
+    def unique_key(self) -> tuple[str, str, str, str]:
+        """``(id, model, condition, setting)``: what makes a response unique within a file (one file may hold
+        the answers of several prompt settings)."""
+        return (*self.uid, self.setting or "")
 
 
 Status = Literal["scored", "unscored"]
@@ -143,6 +177,19 @@ class Judgment(BaseModel):
     # weighted checks were mixed in (set only when a check has a weight), see judgekit.judging.rubric
     checks: dict[str, CheckResult] = Field(default_factory=dict)
     overall_judge: float | None = None
+    # the prompt setting of the answer (Response.setting); ``model`` then reads "MODEL [SETTING]" (entry_name)
+    setting: str | None = None
+    # the judges (this judgment's judge, or panel members) that are the model under test and so graded their own
+    # answer, by name or declared alias (see judgekit.judging.selfgrading); None when none is (or not recorded)
+    self_grading: list[str] | None = None
+
+    @property
+    def base_model(self) -> str:
+        """The model under test without its setting suffix (see :func:`entry_name`)."""
+        suffix = f" [{self.setting}]"
+        if self.setting not in PLAIN_SETTINGS and self.model.endswith(suffix):
+            return self.model[: -len(suffix)]
+        return self.model
 
     @property
     def gate_failed(self) -> bool:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from judgekit.io.errors import JudgekitError
-from judgekit.io.records import Judgment, Response, SampleResult
+from judgekit.io.records import Judgment, Response, SampleResult, entry_name
 from judgekit.judging.backends import Backend, ChatRequest, JudgeSpec, PermanentError, TransientError, make_backend
 from judgekit.judging.claims import ClaimScheduler
 from judgekit.judging.control import CONNECT_LIMIT as CONNECT_LIMIT
@@ -425,8 +425,9 @@ class Runner:
         samples = [u.result for u in units if u.result is not None]
         valid = [s for s in samples if s.status == "scored"]
         fields: dict[str, Any] = dict(
-            id=resp.id, model=resp.model, condition=resp.condition, category=resp.category, judge=spec.model,
-            status="unscored", samples=samples, rubric=rubric.name, rubric_version=rubric.version,
+            id=resp.id, model=entry_name(resp.model, resp.setting), condition=resp.condition, category=resp.category,
+            judge=spec.model, setting=resp.setting, status="unscored", samples=samples, rubric=rubric.name,
+            rubric_version=rubric.version,
             temperature=spec.temperature, seed=spec.seed)
         checks = self._checks(resp)
         if checks:  # fact checks cost no call: recorded on unscored judgments too
@@ -492,7 +493,8 @@ class Runner:
         quorum = self.opt.panel_quorum or (len(members) // 2 + 1)
         scored = [m for m in members if m.status == "scored"]
         failed = [m for m in members if m.status != "scored"]
-        j = Judgment(id=resp.id, model=resp.model, condition=resp.condition, category=resp.category,
+        j = Judgment(id=resp.id, model=entry_name(resp.model, resp.setting), condition=resp.condition,
+                     category=resp.category, setting=resp.setting,
                      judge="panel:" + "+".join(m.judge for m in members), status="unscored", panel=members,
                      rubric=self.rubric.name, rubric_version=self.rubric.version,
                      tokens_in=sum(m.tokens_in for m in members), tokens_out=sum(m.tokens_out for m in members),

@@ -214,6 +214,8 @@ def _breakdowns(rep: Any) -> str:
         if grouping in summary:
             out += [f"<h3>{title}</h3>", _summary_table(summary[grouping], rep.criteria)]
     out.append("<h3>Robustness: degraded vs clean (paired)</h3>")
+    from judgekit.stats.robustness import family_legend
+
     rows = rep.robustness
     if not rows:
         out.append(f'<p class="note">{_e(rep.robustness_note)}</p>')
@@ -221,20 +223,26 @@ def _breakdowns(rep: Any) -> str:
         keep = None if rep.all_criteria else ("overall", "pass")
         shown = [r for r in rows if keep is None or r.criterion in keep]
         header = ["model", "judge", "category", "condition", "metric", "pairs", "clean", "degraded", "Δ",
-                  "95 % CI of Δ", "test", "p", "note"]
+                  "95 % CI of Δ", "test", "p", "p adj", "note"]
         body = []
         for r in shown:
             ci = "-" if math.isnan(r.ci_low) else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
-            star = ' <span class="star">*</span>' if r.significant else ""
+            star = ' <span class="star">*</span>' if r.significant_adjusted else ""
             body.append([_e(r.model), _e(r.judge), _e(r.category), _e(r.condition), _e(r.criterion), str(r.n),
                          _num(r.clean, 3), _num(r.degraded, 3), _e(f"{r.diff:+.3f}" if not math.isnan(r.diff) else "-"),
-                         ci + star, _e(r.test or "-"), _num(r.p_value, 4), _e(r.note)])
+                         ci + star, _e(r.test or "-"), _num(r.p_value, 4), _num(r.p_adjusted, 4), _e(r.note)])
         out.append(_table(header, body, text_columns=5))
         out.append('<p class="note">Pairs: the baseline and the degraded judgment of the same question; a pair '
                    'with an unscored side is dropped. Δ = degraded - clean with a 95 % paired percentile bootstrap '
                    'interval; Wilcoxon signed-rank (Pratt) for scores, McNemar exact for pass. '
-                   '<span class="star">*</span> the interval excludes 0 (not corrected for multiple '
-                   'comparisons).</p>')
+                   '<span class="star">*</span> adjusted p &lt; 0.05 (the interval and p are not adjusted); '
+                   f'{_e(family_legend(rows, sum(not math.isnan(r.p_value) for r in shown)) or "p not adjusted")}.'
+                   '</p>')
+    if getattr(rep, "settings", None):  # prompt settings of judgekit generate (judgekit.stats.settings)
+        from judgekit.reporting.html_extra import settings_html
+        from judgekit.stats.settings import setting_rows_to_dicts
+
+        out.append(settings_html(setting_rows_to_dicts(rep.settings), all_criteria=rep.all_criteria))
     out.append("</section>")
     return "".join(out)
 
@@ -280,6 +288,9 @@ def judge_card(judgments: Sequence[Judgment], rubric: Rubric | None = None) -> l
     card.append(("samples per judgment", "; ".join(f"{k}: {v:,} judgment{'s' if v != 1 else ''}"
                                                   for k, v in sorted(samples.items()))))
     card += _reduce_lines(judgments, units)
+    from judgekit.reporting.selfgrading import card_line
+
+    card.append(card_line(judgments))
     card.append(("judgekit version", f"{__version__} (this report)"))
     unscored = [j for j in judgments if j.status != "scored"]
     card.append(("unscored", f"{len(unscored):,} of {n:,} ({_pct(len(unscored) / n if n else math.nan)})"))
@@ -353,8 +364,12 @@ def _card(judgments: Sequence[Judgment], rubric: Rubric | None, agreement: Any =
         recorded = {(j.rubric, j.rubric_version) for j in judgments}
         bias = probes_html(probes, judges=sorted({j.judge for j in judgments}),
                            rubric=recorded.pop() if len(recorded) == 1 else None)
+    from judgekit.reporting.selfgrading import self_grading_of
+
+    found = self_grading_of(judgments, rubric)
+    own = found.html() if found is not None else ""
     return (f'<section id="judge"><h2>Judge card</h2><dl class="card">{items}</dl><p class="note">From what the '
-            f'results file records.</p>{bias}{people}</section>')
+            f'results file records.</p>{own}{bias}{people}</section>')
 
 
 def image_data_url(path: str | Path, side: int = IMAGE_SIDE) -> str | None:
@@ -492,12 +507,15 @@ def render(rep: Any, leaderboard: Sequence[Mapping[str, Any]], *, responses: Seq
              f"{len({j.model for j in js}):,} models on {len({j.id for j in js}):,} questions; criteria "
              f"{_e(', '.join(rep.criteria))}.</p><nav><a href=\"#leaderboard\">Leaderboard</a><a href=\"#plots\">"
              f"Plots</a><a href=\"#breakdowns\">Breakdowns</a><a href=\"#judge\">Judge card</a>"
+             + ('<a href="#checks">Fact checks</a>' if getattr(rep, "checks", None) else "")
              + ('<a href="#probes">Bias probes</a>' if probes is not None else "")
              + ('<a href="#agreement">Agreement</a>' if agreement is not None else "")
              + ('<a href="#comparison">Comparison</a>' if comparison is not None else "")
              + '<a href="#examples">Examples</a></nav></header>')
+    from judgekit.reporting.html_extra import checks_html
+
     body = [_leaderboard(leaderboard, rep.criteria), _plots(rep, leaderboard), _breakdowns(rep),
-            _card(js, rubric, agreement, probes)]
+            checks_html(getattr(rep, "checks", [])), _card(js, rubric, agreement, probes)]
     if comparison is not None:
         from judgekit.reporting.html_extra import comparison_html
 

@@ -240,14 +240,22 @@ def comparison_html(payload: Mapping[str, Any]) -> str:
     out = [f'<section id="comparison"><h2>Comparison</h2><p>Run A: {_e(payload["run_a"])} (judge '
            f'{_e(payload["judge_a"])}); run B: {_e(payload["run_b"])} (judge {_e(payload["judge_b"])}). The same '
            f'answers matched on (id, model, condition); differences are B - A.</p>']
-    header = ["model", "n", "pass A", "pass B", "pass Δ (points) [95 % CI]", "McNemar p", "overall A", "overall B",
-              "overall Δ [95 % CI]", "Wilcoxon p", "rank A → B (change)"]
+    header = ["model", "n", "pass A", "pass B", "pass Δ (points) [95 % CI]", "McNemar p", "McNemar p adj",
+              "overall A", "overall B", "overall Δ [95 % CI]", "Wilcoxon p", "Wilcoxon p adj", "rank A → B (change)"]
+    star = ' <span class="star">*</span>'
+
     body = []
     for i, m in enumerate(payload["models"]):
         at: JsonPath = [*base, "models", i]
 
         def c(key: str, shown: str, at: JsonPath = at, m: Mapping[str, Any] = m) -> str:
             return _cell(key, [*at, key], m[key], shown)
+
+        def adj(key: str, m: Mapping[str, Any] = m) -> str:  # the adjusted p-value, starred below 0.05
+            if key not in m:
+                return "<td>-</td>"
+            cell, p = c(key, _fmt(m[key])), m[key]
+            return cell.removesuffix("</td>") + star + "</td>" if p is not None and p < 0.05 else cell
 
         diff, odiff = m["pass_rate_diff"], m["mean_overall_diff"]
         ranks = (f"{m['rank_a']} → {m['rank_b']} ({m['rank_change']:+d})" if m["rank_a"] and m["rank_b"]
@@ -257,20 +265,21 @@ def comparison_html(payload: Mapping[str, Any]) -> str:
                      _with_ci("pass_rate_diff", at, "pass_rate_diff", "pass_rate_diff_ci", m,
                               "-" if diff is None else f"{100 * diff:+.1f}",
                               _ci_text(*m["pass_rate_diff_ci"], pct=True, signed=True)),
-                     c("mcnemar_p", _fmt(m["mcnemar_p"])),
+                     c("mcnemar_p", _fmt(m["mcnemar_p"])), adj("mcnemar_p_adj"),
                      c("mean_overall_a", _fmt(m["mean_overall_a"], 2)),
                      c("mean_overall_b", _fmt(m["mean_overall_b"], 2)),
                      _with_ci("mean_overall_diff", at, "mean_overall_diff", "mean_overall_diff_ci", m,
                               "-" if odiff is None else f"{odiff:+.2f}",
                               _ci_text(*m["mean_overall_diff_ci"], signed=True, digits=2)),
-                     c("wilcoxon_p", _fmt(m["wilcoxon_p"])),
+                     c("wilcoxon_p", _fmt(m["wilcoxon_p"])), adj("wilcoxon_p_adj"),
                      _cell("rank_change", [[*at, "rank_a"], [*at, "rank_b"], [*at, "rank_change"]],
                            [m["rank_a"], m["rank_b"], m["rank_change"]], ranks)])
     out.append(_table(header, body, attrs=' class="comparison"'))
     out.append(f'<p class="note">Pass-rate differences in percentage points; intervals: percentile bootstrap, '
                f'{payload["boot"]:,} resamples of the matched answers (seed {payload["seed"]}); McNemar exact test '
                f'on the pass verdicts, Wilcoxon signed-rank (Pratt) on the overall scores. Ranks by pass rate '
-               f'(ties share a rank); rank change = rank A - rank B.</p>')
+               f'(ties share a rank); rank change = rank A - rank B. <span class="star">*</span> adjusted p &lt; '
+               f'0.05; {_e(payload.get("family", "p-values not adjusted for multiple comparisons"))}.</p>')
     a = payload["agreement"]
     at = [*base, "agreement"]
     rows = [("compared answers", "n", str(a["n"])),
@@ -292,3 +301,75 @@ def comparison_html(payload: Mapping[str, Any]) -> str:
                                          for label, key in labels], attrs=' class="run-counts"'))
     out.append("</section>")
     return "".join(out)
+
+
+def settings_html(rows: Sequence[Mapping[str, Any]], *, all_criteria: bool = False) -> str:
+    """The "Prompt settings" part of the breakdowns: per model (and judge, condition), each prompt setting of
+    ``judgekit generate`` against the baseline setting, paired by item: the two means, the gain with its
+    bootstrap interval and the paired test's p. ``rows``: ``Report.to_dict()["settings"]``
+    (:func:`judgekit.stats.settings.setting_rows_to_dicts`); the rows pooling categories, overall and pass
+    only unless ``all_criteria``."""
+    if not rows:
+        return ""
+    base: JsonPath = ["settings"]
+    header = ["model", "judge", "condition", "setting", "baseline", "metric", "pairs", "baseline value",
+              "setting value", "gain [95 % CI]", "test", "p", "p adj", "note"]
+    body = []
+    for i, r in enumerate(rows):
+        if r["category"] != "all" or (not all_criteria and r["criterion"] not in ("overall", "pass")):
+            continue
+        at: JsonPath = [*base, i]
+        pct = r["criterion"] == "pass"
+
+        def val(x: Any, pct: bool = pct) -> str:
+            return _pct(x) if pct else _fmt(x)
+
+        gain = "-" if r["diff"] is None else (f"{100 * r['diff']:+.1f} pp" if pct else f"{r['diff']:+.3f}")
+        ci = _ci_text(r["ci_low"], r["ci_high"], pct=pct, signed=True, digits=1 if pct else 3)
+        star = " *" if r.get("significant_adjusted") else ""
+        body.append([_cell(k, [*at, k], r[k], r[k], text=True)
+                     for k in ("model", "judge", "condition", "setting", "baseline", "criterion")]
+                    + [_cell("n", [*at, "n"], r["n"], str(r["n"])),
+                       _cell("baseline_value", [*at, "baseline_value"], r["baseline_value"], val(r["baseline_value"])),
+                       _cell("value", [*at, "value"], r["value"], val(r["value"])),
+                       _with_ci("diff", at, "diff", ("ci_low", "ci_high"), r, gain, ci + star),
+                       _cell("test", [*at, "test"], r["test"], r["test"] or "-", text=True),
+                       _cell("p_value", [*at, "p_value"], r["p_value"], _fmt(r["p_value"])),
+                       _cell("p_adjusted", [*at, "p_adjusted"], r.get("p_adjusted"), _fmt(r.get("p_adjusted"))),
+                       _cell("note", [*at, "note"], r["note"], r["note"], text=True)])
+    return ("<h3>Prompt settings: gain over the baseline setting (paired)</h3>"
+            + _table(header, body, text_columns=6, attrs=' class="settings"')
+            + '<p class="note">Each setting of <code>judgekit generate --shots/--knowledge</code> is its own entry '
+              '"MODEL [SETTING]" in the tables above; here it is paired with the baseline setting (0-shot when '
+              'present) on the same items, by the same judge, in the same condition. Gain = setting - baseline, '
+              '95 % paired percentile bootstrap (not adjusted); Wilcoxon signed-rank (Pratt) for scores, McNemar '
+              f'exact for pass; * adjusted p &lt; 0.05. Unscored pairs are dropped. {_e(rows[0].get("family", ""))}.'
+              '</p>')
+
+
+def checks_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The "Fact checks" section: per model and check of the rubric (:mod:`judgekit.judging.checks`), passed /
+    checked with the 95 % Wilson interval and the most frequent reason of failure; gating checks are marked and
+    ``(any gate)`` counts the answers that passed every gate. ``rows``: ``Report.to_dict()["checks"]``
+    (:func:`judgekit.reporting.tables.check_rates`)."""
+    if not rows:
+        return ""
+    base: JsonPath = ["checks"]
+    body = []
+    for i, r in enumerate(rows):
+        at: JsonPath = [*base, i]
+        top = r["failed_reasons"][0] if r["failed_reasons"] else None
+        name = r["check"] + (" (gate)" if r["gate"] and r["check"] != "(any gate)" else "")
+        body.append([_cell("model", [*at, "model"], r["model"], r["model"], text=True),
+                     _cell("check", [*at, "check"], r["check"], name, text=True),
+                     _cell("passed", [[*at, "passed"], [*at, "checked"]], [r["passed"], r["checked"]],
+                           f"{r['passed']} / {r['checked']}"),
+                     _with_ci("rate", at, "rate", "wilson_ci", r, _pct(r["rate"]), _ci_text(*r["wilson_ci"], pct=True)),
+                     _cell("failed_reasons", [*at, "failed_reasons"], r["failed_reasons"],
+                           f"{top[0]} ({top[1]}x)" if top else "-", text=True)])
+    return ('<section id="checks"><h2>Fact checks</h2><p>Deterministic checks of the rubric, run on every answer '
+            'without a judge call and never shown to the judge unless the rubric says so. A failed gating check '
+            'fails the answer whatever its scores; a weighted check is mixed into overall.</p>'
+            + _table(["model", "check", "passed / checked", "rate [95 % Wilson]", "most frequent failure"], body,
+                     text_columns=2, attrs=' class="checks"')
+            + "</section>")

@@ -142,19 +142,20 @@ def _agreement_section(spec: Any) -> list[str]:
 
 
 def checks_table(js: list[Judgment]) -> str:
-    """A Markdown table of fact-check outcomes: per model and check, passed / checked (gating checks marked)."""
-    names = list(dict.fromkeys(n for j in js for n in j.checks))
-    gates = {n for j in js for n, c in j.checks.items() if c.gate}
-    models = sorted({j.model for j in js})
+    """A Markdown table of fact-check outcomes: per model and check, passed / checked (gating checks marked;
+    the counts of :func:`judgekit.reporting.tables.check_rates`)."""
+    from judgekit.reporting.tables import check_rates
+
+    rows = [r for r in check_rates(js) if r["check"] != "(any gate)"]
+    names = list(dict.fromkeys(r["check"] for r in rows))
+    gates = {r["check"] for r in rows if r["gate"]}
     head = ["model", *[f"{n} (gate)" if n in gates else n for n in names]]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in models:
-        cells = [m]
-        for n in names:
-            got = [j.checks[n].passed for j in js if j.model == m and n in j.checks]
-            cells.append(f"{sum(got)} / {len(got)}")
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in dict.fromkeys(r["model"] for r in rows):
+        got = {r["check"]: r for r in rows if r["model"] == m}
+        lines.append("| " + " | ".join([m, *(f"{got[n]['passed']} / {got[n]['checked']}" if n in got else "-"
+                                             for n in names)]) + " |")
+    return "\n".join(lines)
 
 
 def demo_summary(report: Any, rubric: Rubric, spec: Any, sample: str = "robustmad_sample") -> DemoSummary:

@@ -101,3 +101,65 @@ def agreement_renderables(section: Any) -> list[Any]:
 
         shown.append(ppi_table(section.ppi))
     return shown
+
+
+def check_rates(judgments: Sequence[Judgment]) -> list[dict[str, Any]]:
+    """The rubric's fact checks (:mod:`judgekit.judging.checks`) per model, as JSON-ready rows: ``model``,
+    ``check``, ``gate`` (the check gates the pass), ``checked`` (answers the check ran on), ``passed``, ``rate``
+    (passed / checked) with its 95 % Wilson interval ``wilson_ci``, and ``failed_reasons`` (the reasons of the
+    failures, most frequent first, with their counts). Checks do not depend on the judge: an answer judged by
+    several judges (or as a panel) counts once, by ``(id, model, condition)``. The last row of each model with
+    a gating check, ``check`` = ``"(any gate)"``, counts the answers failed by at least one gate. [] when the
+    judgments carry no checks. Models in name order, checks in rubric order."""
+    from collections import Counter
+
+    from judgekit.stats.aggregate import wilson_interval
+
+    answers: dict[tuple[str, str, str], Judgment] = {}
+    for j in judgments:
+        if j.checks:
+            answers.setdefault((j.model, j.id, j.condition or ""), j)
+    names = list(dict.fromkeys(n for j in answers.values() for n in j.checks))
+    out: list[dict[str, Any]] = []
+    for model in sorted({m for m, _, _ in answers}):
+        mine = [j for (m, _, _), j in answers.items() if m == model]
+        gates = False
+        for name in names:
+            got = [j.checks[name] for j in mine if name in j.checks]
+            if not got:
+                continue
+            gate = any(c.gate for c in got)
+            gates |= gate
+            passed = sum(c.passed for c in got)
+            reasons = Counter(c.reason for c in got if not c.passed and c.reason)
+            out.append({"model": model, "check": name, "gate": gate, "checked": len(got), "passed": passed,
+                        "rate": passed / len(got), "wilson_ci": list(wilson_interval(passed, len(got))),
+                        "failed_reasons": [[r, k] for r, k in reasons.most_common()]})
+        if gates:
+            failed = sum(j.gate_failed for j in mine)
+            out.append({"model": model, "check": "(any gate)", "gate": True, "checked": len(mine),
+                        "passed": len(mine) - failed, "rate": (len(mine) - failed) / len(mine),
+                        "wilson_ci": list(wilson_interval(len(mine) - failed, len(mine))), "failed_reasons": []})
+    return out
+
+
+def checks_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """The rich table of :func:`check_rates`: model, check (``gate`` marked), passed / checked, rate with its 95 %
+    Wilson interval, the most frequent reason of failure."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="Fact checks (deterministic, no judge call): passed / checked per model", title_justify="left",
+              caption="A failed gating check fails the answer whatever its scores; (any gate): answers that "
+                      "passed every gate.", caption_justify="left")
+    for name, right in (("model", False), ("check", False), ("passed", True), ("rate [95% Wilson]", True),
+                        ("most frequent failure", False)):
+        t.add_column(name, justify="right" if right else "left", overflow="fold")
+    for r in rows:
+        lo, hi = r["wilson_ci"]
+        top = r["failed_reasons"][0] if r["failed_reasons"] else None
+        t.add_row(escape(r["model"]), escape(r["check"]) + (" (gate)" if r["gate"] and r["check"] != "(any gate)"
+                                                            else ""),
+                  f"{r['passed']} / {r['checked']}", f"{100 * r['rate']:.1f}% [{100 * lo:.1f}-{100 * hi:.1f}]",
+                  escape(f"{top[0]} ({top[1]}x)") if top else "-")
+    return t

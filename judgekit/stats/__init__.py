@@ -30,8 +30,14 @@ itself imports neither numpy nor scipy:
 - pass rates: :func:`wilson_interval`, :func:`pass_rate`, :func:`ppi_pass_rate`;
 - paired differences: :func:`paired_difference`, :func:`bootstrap_mean_ci`, :func:`wilcoxon_pratt`,
   :func:`mcnemar_exact`;
+- multiple comparisons (:mod:`~judgekit.stats.multiple`): :func:`adjust_pvalues` (Holm-Bonferroni or
+  Benjamini-Hochberg);
 - leaderboard ranks: :func:`rank_ranges` by pass rate and :func:`mean_rank_ranges` by a mean score (bootstrap rank
-  ranges that admit ties, :mod:`~judgekit.stats.ranks`).
+  ranges that admit ties, :mod:`~judgekit.stats.ranks`);
+- planning (:mod:`~judgekit.stats.planning`): :func:`items_for_paired_rates`, :func:`items_for_paired_means`,
+  :func:`items_for_two_rates`, :func:`paired_rate_power`, :func:`paired_mean_power`,
+  :func:`discordance_from_rates`, :func:`items_for_half_width`, :func:`wilson_half_width`,
+  :func:`labels_for_half_width`, :func:`ppi_half_width`, :func:`moments_from_agreement`.
 """
 
 from __future__ import annotations
@@ -56,13 +62,28 @@ if TYPE_CHECKING:
         percent_agreement,
         spearman,
     )
+    from judgekit.stats.multiple import adjust_pvalues
     from judgekit.stats.paired_tests import bootstrap_mean_ci, mcnemar_exact, paired_difference, wilcoxon_pratt
     from judgekit.stats.passrate import pass_rate
+    from judgekit.stats.planning import (
+        discordance_from_rates,
+        items_for_half_width,
+        items_for_paired_means,
+        items_for_paired_rates,
+        items_for_two_rates,
+        labels_for_half_width,
+        moments_from_agreement,
+        paired_mean_power,
+        paired_rate_power,
+        ppi_half_width,
+        wilson_half_width,
+    )
     from judgekit.stats.ppi import ppi_pass_rate
     from judgekit.stats.ranks import mean_rank_ranges, rank_ranges
 
 #: The module each public name is loaded from.
 _SOURCES = {
+    "adjust_pvalues": "judgekit.stats.multiple",
     "agreement_report": "judgekit.stats.agreement",
     "bootstrap_ci": "judgekit.stats.agreement",
     "bootstrap_mean_ci": "judgekit.stats.paired_tests",
@@ -85,30 +106,53 @@ _SOURCES = {
     "spearman": "judgekit.stats.agreement",
     "wilcoxon_pratt": "judgekit.stats.paired_tests",
     "wilson_interval": "judgekit.stats.aggregate",
+    "discordance_from_rates": "judgekit.stats.planning",
+    "items_for_half_width": "judgekit.stats.planning",
+    "items_for_paired_means": "judgekit.stats.planning",
+    "items_for_paired_rates": "judgekit.stats.planning",
+    "items_for_two_rates": "judgekit.stats.planning",
+    "labels_for_half_width": "judgekit.stats.planning",
+    "moments_from_agreement": "judgekit.stats.planning",
+    "paired_mean_power": "judgekit.stats.planning",
+    "paired_rate_power": "judgekit.stats.planning",
+    "ppi_half_width": "judgekit.stats.planning",
+    "wilson_half_width": "judgekit.stats.planning",
 }
 
 __all__ = [
+    "adjust_pvalues",
     "agreement_report",
     "bootstrap_ci",
     "bootstrap_mean_ci",
     "cohen_kappa",
     "correlation",
+    "discordance_from_rates",
     "fleiss_kappa",
     "icc",
     "inter_human_ceiling",
+    "items_for_half_width",
+    "items_for_paired_means",
+    "items_for_paired_rates",
+    "items_for_two_rates",
     "kendall",
     "krippendorff_alpha",
+    "labels_for_half_width",
     "mcnemar_exact",
     "mean_rank_ranges",
+    "moments_from_agreement",
     "paired_difference",
+    "paired_mean_power",
+    "paired_rate_power",
     "pass_agreement",
     "pass_rate",
     "pearson",
     "percent_agreement",
+    "ppi_half_width",
     "ppi_pass_rate",
     "rank_ranges",
     "spearman",
     "wilcoxon_pratt",
+    "wilson_half_width",
     "wilson_interval",
 ]
 

@@ -11,6 +11,10 @@ Conventions:
   of the model (:func:`~judgekit.stats.paired_tests.bootstrap_mean_ci`, the pass indicator and overall score
   resampled together, ``numpy.random.default_rng(seed)`` per model); the tests are McNemar's exact test on
   the discordant pass verdicts and Wilcoxon's signed-rank test with Pratt's zeros on the overall differences;
+- multiple comparisons: the family is every test of the per-model table (McNemar and Wilcoxon of every model,
+  ``2 x models`` tests, fewer when a test has no p-value); their p-values are adjusted together by
+  ``correction`` (:mod:`judgekit.stats.multiple`; Holm by default) into ``mcnemar_p_adj`` / ``wilcoxon_p_adj``,
+  and the tables star a test when its adjusted p-value is below 0.05;
 - ranks are by pass rate over the compared answers (:func:`~judgekit.stats.ranks.rank_ranges`, ties share the
   better rank, as on the leaderboard), under A and under B; ``rank_change = rank_a - rank_b`` (positive: the
   model moved up under B);
@@ -44,7 +48,9 @@ class ModelComparison:
 
     ``matched``: answers of the model in both runs; ``unscored``: of those, unscored in either run (excluded);
     ``n``: the compared pairs. ``a_only_pass`` / ``b_only_pass``: pairs passed under A only / under B only (the
-    discordant pairs of McNemar's test). ``rank_*``: rank by pass rate (1 = best) and its bootstrap range."""
+    discordant pairs of McNemar's test). ``rank_*``: rank by pass rate (1 = best) and its bootstrap range.
+    ``mcnemar_p_adj`` / ``wilcoxon_p_adj``: the p-values adjusted over the family of the comparison (see
+    :class:`RunComparison`; nan when not adjusted or no test)."""
 
     model: str
     matched: int
@@ -66,6 +72,8 @@ class ModelComparison:
     rank_b: int = 0
     rank_range_a: tuple[int, int] = (0, 0)
     rank_range_b: tuple[int, int] = (0, 0)
+    mcnemar_p_adj: float = math.nan
+    wilcoxon_p_adj: float = math.nan
 
     @property
     def rank_change(self) -> int:
@@ -108,6 +116,15 @@ class RunComparison:
     seed: int
     confidence: float = 0.95
     notes: list[str] = field(default_factory=list)
+    correction: str = "none"  # the multiple-comparison adjustment of the per-model p-values
+    family_size: int = 0  # the tests adjusted together (every model's McNemar and Wilcoxon with a p-value)
+
+    @property
+    def family(self) -> str:
+        """The sentence stating the correction and its family (:func:`judgekit.stats.multiple.family_text`)."""
+        from judgekit.stats.multiple import family_text
+
+        return family_text(self.correction, self.family_size, "McNemar and Wilcoxon of every model")
 
 
 def _interval(x: np.ndarray, n_boot: int, seed: int, confidence: float) -> np.ndarray:
@@ -123,21 +140,24 @@ def _mean(x: np.ndarray) -> float:
 
 
 def compare_runs(a: Mapping[Key, Judgment], b: Mapping[Key, Judgment], *, n_boot: int = 2000, seed: int = 0,
-                 confidence: float = 0.95) -> RunComparison:
+                 confidence: float = 0.95, correction: str = "holm") -> RunComparison:
     """Compare run ``a`` with run ``b``: judgments keyed by :func:`answer_key` (one judge per run).
 
     Per model, over the compared pairs (matched, scored in both): pass rates of A and B, their paired difference
     with a bootstrap interval and McNemar's exact p-value; mean overall of A and B, their difference with a
     bootstrap interval and the Wilcoxon-Pratt p-value; the rank by pass rate under A and B. Then the agreement
-    of the two runs (see :class:`RunAgreement`) and the counts of unmatched and unscored answers. See the module
+    of the two runs (see :class:`RunAgreement`) and the counts of unmatched and unscored answers. The 2 x models
+    p-values are adjusted together by ``correction`` (``"holm"``, ``"bh"`` or ``"none"``). See the module
     docstring for the conventions.
     """
     from judgekit.stats.agreement import cohen_kappa, correlation
+    from judgekit.stats.multiple import adjust_pvalues, check_correction
     from judgekit.stats.paired_tests import mcnemar_exact, wilcoxon_pratt
     from judgekit.stats.ranks import rank_ranges
 
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    correction = check_correction(correction)
     matched = sorted(set(a) & set(b))
     pairs: list[tuple[Key, Judgment, Judgment]] = []
     unscored_a = unscored_b = unscored = 0
@@ -189,6 +209,9 @@ def compare_runs(a: Mapping[Key, Judgment], b: Mapping[Key, Judgment], *, n_boot
             rows = [replace(r, rank_a=int(ra.rank[i]), rank_b=int(rb.rank[i]),
                             rank_range_a=(int(ra.low[i]), int(ra.high[i])),
                             rank_range_b=(int(rb.low[i]), int(rb.high[i]))) for i, r in enumerate(rows)]
+    adj = adjust_pvalues([p for r in rows for p in (r.mcnemar_p, r.wilcoxon_p)], correction).reshape(-1, 2)
+    rows = [replace(r, mcnemar_p_adj=float(a[0]), wilcoxon_p_adj=float(a[1])) for r, a in zip(rows, adj, strict=True)]
+    family_size = int(np.sum(~np.isnan(adj)))
     pa_all = np.array([float(bool(ja.passed)) for _, ja, _ in pairs])
     pb_all = np.array([float(bool(jb.passed)) for _, _, jb in pairs])
     oa_all = np.array([float(ja.overall) for _, ja, _ in pairs])  # type: ignore[arg-type]
@@ -212,5 +235,6 @@ def compare_runs(a: Mapping[Key, Judgment], b: Mapping[Key, Judgment], *, n_boot
                              note=note)
     return RunComparison(models=rows, agreement=agreement, matched=len(matched), only_a=len(set(a) - set(b)),
                          only_b=len(set(b) - set(a)), unscored_a=unscored_a, unscored_b=unscored_b, unscored=unscored,
-                         compared=len(pairs), n_boot=n_boot, seed=seed, confidence=confidence)
+                         compared=len(pairs), n_boot=n_boot, seed=seed, confidence=confidence,
+                         correction=correction, family_size=family_size)
 

@@ -17,7 +17,9 @@ Questions present on one side only are not paired and are counted in ``n_baselin
 ``n_degraded_only``.
 
 :func:`robustness_table` (rich), :func:`robustness_markdown` and :func:`rows_to_dicts` (JSON) render the
-rows. The paired statistics themselves (:func:`bootstrap_mean_ci`, :func:`wilcoxon_pratt`,
+rows. Multiple comparisons: :func:`compare_conditions` adjusts the p-values of all its rows together
+(``correction``, :mod:`judgekit.stats.multiple`; Holm by default) and the tables star a row by its adjusted
+p-value. The paired statistics themselves (:func:`bootstrap_mean_ci`, :func:`wilcoxon_pratt`,
 :func:`mcnemar_exact`) live in :mod:`judgekit.stats.paired_tests` (re-exported here), with
 :func:`~judgekit.stats.paired_tests.paired_difference` for one pair of arrays.
 """
@@ -33,6 +35,7 @@ import numpy as np
 from rich.table import Table
 
 from judgekit.io.records import Judgment
+from judgekit.stats.multiple import check_correction, correct_rows, family_text, is_significant
 from judgekit.stats.paired_tests import _ROUND, bootstrap_mean_ci, excludes_zero, mcnemar_exact, wilcoxon_pratt
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "RobustnessRow",
     "bootstrap_mean_ci",
     "compare_conditions",
+    "family_legend",
     "mcnemar_exact",
     "robustness_markdown",
     "robustness_table",
@@ -107,6 +111,13 @@ class RobustnessRow:
         Bootstrap resamples.
     note : str
         Why a figure is missing, or how a pooled row was formed.
+    p_adjusted : float
+        ``p_value`` adjusted for multiple comparisons by ``correction`` over the family of every row of the
+        comparison with a p-value (nan when ``p_value`` is nan, or when the rows were never corrected).
+    correction : str
+        ``"holm"``, ``"bh"`` or ``"none"`` (:mod:`judgekit.stats.multiple`); ``""`` when never corrected.
+    family_size : int
+        The number of tests adjusted together (0 when never corrected).
     """
 
     model: str
@@ -131,11 +142,19 @@ class RobustnessRow:
     confidence: float
     n_boot: int
     note: str = ""
+    p_adjusted: float = math.nan
+    correction: str = ""
+    family_size: int = 0
 
     @property
     def significant(self) -> bool:
         """True when the confidence interval excludes 0 (False when there is no interval)."""
         return excludes_zero(self.ci_low, self.ci_high)
+
+    @property
+    def significant_adjusted(self) -> bool:
+        """True when the adjusted p-value is below 0.05: what the tables' star marks."""
+        return is_significant(self.p_adjusted)
 
 
 
@@ -257,7 +276,7 @@ def _analyse(key: tuple[str, str, str, str], group: _Group, metrics: Sequence[st
 
 def compare_conditions(judgments: Iterable[Judgment], criteria: Sequence[str], *, baseline: str = CLEAN,
                        n_boot: int = 2000, seed: int = 0, confidence: float = 0.95,
-                       min_pairs: int = 5) -> list[RobustnessRow]:
+                       min_pairs: int = 5, correction: str = "holm") -> list[RobustnessRow]:
     """Paired comparison of every degraded condition against the baseline condition.
 
     Parameters
@@ -285,6 +304,11 @@ def compare_conditions(judgments: Iterable[Judgment], criteria: Sequence[str], *
     min_pairs : int, default 5
         Below this many pairs the interval and the test are nan (the row says so in ``note``); the means are
         still given.
+    correction : {"holm", "bh", "none"}, default "holm"
+        Multiple-comparison adjustment of the p-values (``p_adjusted``): Holm-Bonferroni (family-wise error
+        rate), Benjamini-Hochberg (false discovery rate) or none. The family is every row returned that has a
+        p-value: all judges x models x categories (and ``"all"``) x conditions (and the pooled one) x metrics,
+        whatever a table later shows of them.
 
     Returns
     -------
@@ -321,7 +345,8 @@ def compare_conditions(judgments: Iterable[Judgment], criteria: Sequence[str], *
     (:func:`wilcoxon_pratt`); p = 1.0 when every difference is 0. ``"pass"``: McNemar's exact test on the
     discordant pairs (:func:`mcnemar_exact`), the paired test for a binary outcome; in pooled rows where a
     question has more than one degraded judgment the degraded side is a fraction, so the Wilcoxon test is
-    used there instead (``test`` names the one used). p-values are not corrected for multiple comparisons.
+    used there instead (``test`` names the one used). ``p_value`` is the raw p-value; ``p_adjusted`` is
+    corrected over the family (see ``correction``), and the tables star a row when ``p_adjusted < 0.05``.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -329,6 +354,7 @@ def compare_conditions(judgments: Iterable[Judgment], criteria: Sequence[str], *
         raise ValueError(f"confidence must be within (0, 1), got {confidence}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    correction = check_correction(correction)
     criteria = list(dict.fromkeys(criteria))
     for reserved in (OVERALL, PASS):
         if reserved in criteria:
@@ -376,7 +402,7 @@ def compare_conditions(judgments: Iterable[Judgment], criteria: Sequence[str], *
     order = {m: k for k, m in enumerate(metrics)}
     rows.sort(key=lambda r: (r.model, r.judge, r.category != ALL_CATEGORIES, r.category, r.condition == POOLED,
                              r.condition, order[r.criterion]))
-    return rows
+    return correct_rows(rows, correction)
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -413,12 +439,26 @@ def _select(rows: Sequence[RobustnessRow], metrics: Sequence[str] | None, catego
             and (categories or r.category == ALL_CATEGORIES)]
 
 
+def family_legend(rows: Sequence[RobustnessRow], shown: int | None = None) -> str:
+    """The sentence stating the correction of the rows and its family (every row of the comparison with a
+    p-value), with how many of those tests a table shows; ``""`` when the rows were never corrected."""
+    r0 = next((r for r in rows if r.correction), None)
+    if r0 is None:
+        return ""
+    members = ("every judge x model x category (and all) x condition (and pooled) x criterion of the comparison"
+               + (f"; {shown} shown here" if shown is not None and shown != r0.family_size else ""))
+    return family_text(r0.correction, r0.family_size, members)
+
+
 def _legend(rows: Sequence[RobustnessRow]) -> str:
     conf = rows[0].confidence if rows else 0.95
     boot = f", {rows[0].n_boot} resamples" if rows else ""
+    shown = sum(not _nan(r.p_value) for r in rows)
+    fam = family_legend(rows, shown)
     return (f"Δ = degraded - clean, mean over pairs (same judge, model, item) [{100 * conf:g} % paired percentile "
-            f"bootstrap{boot}]; * = interval excludes 0. p: Wilcoxon signed-rank (Pratt) for scores, "
-            "exact McNemar for pass (pp = percentage points). Unscored pairs excluded (dropped).")
+            f"bootstrap{boot}, not adjusted]; * = adjusted p < 0.05. p: Wilcoxon signed-rank (Pratt) for scores, "
+            "exact McNemar for pass (pp = percentage points). Unscored pairs excluded (dropped)."
+            + (f" {fam}." if fam else ""))
 
 
 def robustness_table(rows: Sequence[RobustnessRow], *, metrics: Sequence[str] | None = (OVERALL, PASS),
@@ -438,7 +478,8 @@ def robustness_table(rows: Sequence[RobustnessRow], *, metrics: Sequence[str] | 
         Table title.
 
     The judge column appears only with more than one judge, the category column only when there are
-    categories. A difference whose interval excludes 0 is marked ``*`` and coloured (red worse, green better).
+    categories. A difference whose adjusted p-value (``p_adjusted``, column "p adj") is below 0.05 is marked
+    ``*`` and coloured (red worse, green better); the caption states the correction and its family.
     """
     sel = _select(rows, metrics, categories)
     show_judge = len({r.judge for r in sel}) > 1
@@ -456,12 +497,14 @@ def robustness_table(rows: Sequence[RobustnessRow], *, metrics: Sequence[str] | 
     conf = sel[0].confidence if sel else 0.95
     t.add_column(f"Δ [{100 * conf:g} % CI]", justify="right")
     t.add_column("p", justify="right")
+    t.add_column("p adj", justify="right")
     for r in sel:
         delta = _delta(r)
-        if r.significant:
+        if r.significant_adjusted:
             delta = f"[bold {'red' if r.diff < 0 else 'green'}]{delta} *[/]"
         cells = [r.model, *([r.judge] if show_judge else []), *([r.category] if show_cat else []), r.condition,
-                 r.criterion, str(r.n), str(r.n_dropped), _val(r, r.clean), _val(r, r.degraded), delta, _p(r.p_value)]
+                 r.criterion, str(r.n), str(r.n_dropped), _val(r, r.clean), _val(r, r.degraded), delta, _p(r.p_value),
+                 _p(r.p_adjusted)]
         t.add_row(*cells)
     return t
 
@@ -475,27 +518,34 @@ def robustness_markdown(rows: Sequence[RobustnessRow], *, metrics: Sequence[str]
     """A Markdown table of the rows (all metrics by default), followed by a legend line.
 
     Columns: model, judge, category, condition, criterion, n, dropped, clean, degraded, Δ with its interval,
-    p, test. A difference whose interval excludes 0 is in bold and marked ``*``.
+    p, p adj (adjusted for multiple comparisons, see :func:`compare_conditions`), test. A difference whose
+    adjusted p-value is below 0.05 is in bold and marked ``*``; the legend states the correction and its family.
     """
     sel = _select(rows, metrics, categories)
     conf = sel[0].confidence if sel else 0.95
     head = ["model", "judge", "category", "condition", "criterion", "n", "dropped", "clean", "degraded",
-            f"Δ [{100 * conf:g} % CI]", "p", "test"]
+            f"Δ [{100 * conf:g} % CI]", "p", "p adj", "test"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in sel:
-        delta = f"**{_delta(r)}** *" if r.significant else _delta(r)
+        delta = f"**{_delta(r)}** *" if r.significant_adjusted else _delta(r)
         cells = [_md(r.model), _md(r.judge), _md(r.category), _md(r.condition), _md(r.criterion), str(r.n),
-                 str(r.n_dropped), _val(r, r.clean), _val(r, r.degraded), delta, _p(r.p_value), r.test or "-"]
+                 str(r.n_dropped), _val(r, r.clean), _val(r, r.degraded), delta, _p(r.p_value), _p(r.p_adjusted),
+                 r.test or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", _legend(sel)]
     return "\n".join(lines)
 
 
 def rows_to_dicts(rows: Sequence[RobustnessRow]) -> list[dict[str, Any]]:
-    """The rows as JSON-ready dicts: every field plus ``significant``; nan becomes None (valid JSON)."""
+    """The rows as JSON-ready dicts: every field (``p_value`` raw, ``p_adjusted`` with its ``correction`` and
+    ``family_size``) plus ``significant`` (the interval excludes 0), ``significant_adjusted`` (``p_adjusted <
+    0.05``) and ``family`` (the sentence stating the correction and its family); nan becomes None (valid JSON)."""
     out = []
+    fam = family_legend(rows)
     for r in rows:
         d = {k: (None if _nan(v) else v) for k, v in asdict(r).items()}
         d["significant"] = r.significant
+        d["significant_adjusted"] = r.significant_adjusted
+        d["family"] = fam
         out.append(d)
     return out
