@@ -1,8 +1,9 @@
 """Benchmark of judgekit's runner against a loopback OpenAI-compatible server.
 
 Run ``python bench/bench_runner.py`` (a few minutes) or ``python bench/bench_runner.py --quick`` (~20 s).
-See bench/README.md for what each phase measures. The figures are printed as a Markdown table and written
-to bench/out/runner.json.
+See bench/README.md for what each phase measures (A-C: the runner in process; D-F, in bench/bench_cli.py: the
+``judgekit`` command as a subprocess, its start-up, and the results write and summary). The figures are
+printed as a Markdown table and written to bench/out/runner.json.
 
 The loopback server runs in a separate process (``python bench/bench_runner.py --serve``) so that its CPU
 is not charged to the client's event loop. The delay of a reply is chosen by the URL:
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).resolve().parent) not in sys.path:  # bench_cli (phases D-F) sits beside this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 RUBRIC_PATH = ROOT / "rubrics" / "robustmad.yaml"
 OUT_DIR = Path(__file__).resolve().parent / "out"
 JUDGE_MODEL = "openai/bench"
@@ -52,10 +55,14 @@ class Sizes:
     litellm_rounds: int
     store_n: int
     store_rounds: int
+    cli_rounds: int = 5
+    startup_runs: int = 10
+    summary_n: int = 50_000
 
 
 FULL = Sizes(lean_n=2_000, lean_rounds=5, litellm_n=2_000, litellm_rounds=5, store_n=50_000, store_rounds=3)
-QUICK = Sizes(lean_n=640, lean_rounds=1, litellm_n=320, litellm_rounds=1, store_n=4_000, store_rounds=1)
+QUICK = Sizes(lean_n=640, lean_rounds=1, litellm_n=320, litellm_rounds=1, store_n=4_000, store_rounds=1,
+              cli_rounds=1, startup_runs=3, summary_n=5_000)
 
 
 # ---- the loopback server (runs in its own process) -------------------------------------------------------
@@ -465,6 +472,9 @@ def rows_of(results: dict[str, Any]) -> list[dict[str, Any]]:
             c["rerun_calls_made"] == 0 and c["rerun_server_requests"] == 0)
         row("C store", "re-run stored judgments/s", c["rerun_per_s"], ".0f", f">= {TARGET_RERUN_RATE:,.0f}",
             c["rerun_per_s"] >= TARGET_RERUN_RATE)
+    import bench_cli  # phases D-F
+
+    bench_cli.rows(results, row, CONCURRENCY)
     return rows
 
 
@@ -474,7 +484,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_all(sizes: Sizes, phases: str = "ABC", log: Any = print, profile: bool = False) -> dict[str, Any]:
+def run_all(sizes: Sizes, phases: str = "ABCDEF", log: Any = print, profile: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with LoopbackServer() as server, tempfile.TemporaryDirectory(prefix="judgekit-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -485,7 +495,23 @@ def run_all(sizes: Sizes, phases: str = "ABC", log: Any = print, profile: bool =
             log(f"Phase C: re-run from a store of {sizes.store_n} judgments")
             results["store"] = phase_store(server, tmp, sizes.store_n, sizes.store_rounds, log,
                                            profile_to=OUT_DIR / "rerun_profile.txt", force_profile=profile)
-        if "B" in phases:
+        if "D" in phases:
+            import bench_cli
+
+            log(f"Phase D: judgekit judge as a command, {sizes.lean_n} judgments x {sizes.cli_rounds} round(s)")
+            results["cli"] = bench_cli.phase_cli(server, tmp, sizes.lean_n, sizes.cli_rounds, make_responses,
+                                                 LATENCY_MS, CONCURRENCY, JUDGE_MODEL, RUBRIC_PATH, log)
+        if "E" in phases:
+            import bench_cli
+
+            log(f"Phase E: start-up of judgekit --help and judgekit rubric check, {sizes.startup_runs} runs each")
+            results["startup"] = bench_cli.phase_startup(sizes.startup_runs, log)
+        if "F" in phases:
+            import bench_cli
+
+            log(f"Phase F: results write and summary of {sizes.summary_n} judgments")
+            results["write_summary"] = bench_cli.phase_write_summary(sizes.summary_n, log=log)
+        if "B" in phases:  # last: litellm's import stays out of the other phases' process state
             log(f"Phase B: litellm path vs bare litellm, {sizes.litellm_n} calls x {sizes.litellm_rounds} round(s)")
             results["litellm"] = phase_litellm(server, tmp, sizes.litellm_n, sizes.litellm_rounds, log)
     return results
@@ -494,7 +520,7 @@ def run_all(sizes: Sizes, phases: str = "ABC", log: Any = print, profile: bool =
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one round (a smoke check, ~20 s)")
-    ap.add_argument("--phases", default="ABC", help="which phases to run (default ABC)")
+    ap.add_argument("--phases", default="ABCDEF", help="which phases to run (default ABCDEF)")
     ap.add_argument("--profile", action="store_true", help="always profile the re-run of phase C")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "runner.json", help="where to write the JSON")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)

@@ -19,13 +19,30 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 __version__ = "0.1.0"
 
 
+from typing import TYPE_CHECKING
+
 from judgekit import _compat
-from judgekit.api import Results, agree, compare, generate, judge, perturb, probe, report
-from judgekit.io.errors import JudgekitError
-from judgekit.io.records import Item, Judgment, Response
-from judgekit.judging.rubric import Rubric, load_rubric
+from judgekit._lazy import lazy
 
 _compat.install()  # the old flat import paths (judgekit.records, judgekit.runner, ...) for one release, deprecated
+
+# The names below load on first use (PEP 562), so that ``import judgekit`` (and ``judgekit --help``, whose
+# entry point is judgekit.cli) costs no pydantic, no YAML and no API module: ``judgekit.judge`` is still the
+# function of judgekit.api, not a copy.
+_LAZY = {"Results": "judgekit.api", "agree": "judgekit.api", "compare": "judgekit.api", "generate": "judgekit.api",
+         "judge": "judgekit.api", "perturb": "judgekit.api", "probe": "judgekit.api", "report": "judgekit.api",
+         "JudgekitError": "judgekit.io.errors", "Item": "judgekit.io.records", "Judgment": "judgekit.io.records",
+         "Response": "judgekit.io.records", "Rubric": "judgekit.judging.rubric",
+         "load_rubric": "judgekit.judging.rubric"}
+
+if TYPE_CHECKING:
+    from judgekit.api import Results, agree, compare, generate, judge, perturb, probe, report
+    from judgekit.io.errors import JudgekitError
+    from judgekit.io.records import Item, Judgment, Response
+    from judgekit.judging.rubric import Rubric, load_rubric
+
+
+__getattr__, __dir__ = lazy("judgekit", _LAZY, globals())
 
 __all__ = ["Item", "JudgekitError", "Judgment", "Response", "Results", "Rubric", "__version__", "agree", "compare",
            "generate", "judge", "load_rubric", "perturb", "probe", "report"]

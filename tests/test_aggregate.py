@@ -49,6 +49,23 @@ def test_wilson_matches_closed_form(s: int, n: int, confidence: float) -> None:
     assert 0.0 <= lo <= s / n <= hi <= 1.0
 
 
+def test_wilson_equals_scipy_binomtest_on_a_grid() -> None:
+    """The interval is written out with the standard library (no scipy at summary time); scipy's Wilson
+    interval is the reference, to rounding."""
+    from scipy.stats import binomtest
+
+    for n in [*range(1, 41), 97, 1000, 50_000]:
+        for s in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for confidence in (0.8, 0.95, 0.99):
+                ci = binomtest(s, n).proportion_ci(confidence_level=confidence, method="wilson")
+                assert wilson_interval(s, n, confidence=confidence) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_wilson_refuses_a_confidence_outside_0_1() -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        wilson_interval(1, 2, confidence=1.0)
+
+
 def test_wilson_wider_with_more_confidence_and_narrower_with_more_data() -> None:
     lo90, hi90 = wilson_interval(30, 100, confidence=0.90)
     lo99, hi99 = wilson_interval(30, 100, confidence=0.99)

@@ -102,3 +102,22 @@ def test_bench_agreement_small() -> None:
     assert humans.shape == (200, 3) and judge.shape == (200,)
     points = bench.point_timings(judge, humans, group, system, "ordinal")
     assert "krippendorff_alpha (ordinal)" in points and all(t >= 0 for t in points.values())
+
+
+def test_bench_cli_phases_small(tmp_path: Path) -> None:
+    """Phases D-F of bench/bench_runner.py (bench/bench_cli.py) on tiny sizes: the judge command against the
+    loopback server (every request made, every result written), the start-up commands, and the results write and
+    summary; correctness only."""
+    bench = _load_bench()
+    cli = _load("bench_cli")
+    lines: list[str] = []
+    with bench.LoopbackServer() as server:
+        d = cli.phase_cli(server, tmp_path, 20, 1, bench.make_responses, 10, 8, bench.JUDGE_MODEL, bench.RUBRIC_PATH,
+                          log=lines.append)
+    e = cli.phase_startup(runs=1, log=lines.append)
+    f = cli.phase_write_summary(200, rounds=1, log=lines.append)
+    assert d["n"] == 20 and d["wall_s"] > 0 and d["api_wall_s"] > 0
+    assert e["help_s"] > 0 and e["rubric_check_s"] > 0 and f["write_s"] > 0
+    rows = bench.rows_of({"cli": d, "startup": e, "write_summary": f})
+    table = bench.markdown(rows)
+    assert "judgekit judge wall s" in table and "judgekit --help" in table and "write + summary s" in table

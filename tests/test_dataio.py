@@ -436,6 +436,24 @@ def test_write_jsonl_responses_read_back(tmp_path: Path) -> None:
     assert read_responses(tmp_path / "copy.jsonl") == rs
 
 
+def test_write_jsonl_fast_path_keeps_nan_as_null_and_refuses_an_infinity(tmp_path: Path) -> None:
+    """pydantic-core writes the lines; a non-finite number (only possible past validation, model_copy) takes the
+    careful path: NaN as null, an infinity refused with its field and nothing written. A text that says "NaN"
+    stays text."""
+    import math
+
+    ok = judgments()[1].model_copy(update={"rationale": "NaN", "reason": "Infinity"})
+    p = tmp_path / "j.jsonl"
+    write_records(p, [ok, ok.model_copy(update={"spread": {"relevance": math.nan}})])
+    first, second = (json.loads(line) for line in p.read_text(encoding="utf-8").splitlines())
+    assert first["rationale"] == "NaN" and first["reason"] == "Infinity" and second["spread"] == {"relevance": None}
+    assert Judgment.model_validate(first) == ok
+    bad = tmp_path / "bad.jsonl"
+    with pytest.raises(ValueError, match=r"infinite number in field 'scores\.clarity'"):
+        write_records(bad, [ok, ok.model_copy(update={"scores": {"relevance": 4.0, "clarity": -math.inf}})])
+    assert not bad.exists() and sorted(os.listdir(tmp_path)) == ["j.jsonl"]
+
+
 def test_write_csv_round_trip(tmp_path: Path) -> None:
     p = tmp_path / "j.csv"
     write_records(p, judgments())

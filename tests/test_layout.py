@@ -136,8 +136,9 @@ Rule = Callable[[Import], bool]
 RULES: dict[str, tuple[str, str, Rule]] = {
     "io": ("io", "judgekit.io imports no other judgekit package",
            lambda imp: _under(imp.target, "judgekit.io")),
-    "stats": ("stats", "judgekit.stats imports only judgekit.io (and itself)",
-              lambda imp: _under(imp.target, "judgekit.io", "judgekit.stats")),
+    "stats": ("stats", "judgekit.stats imports only judgekit.io (and itself, and judgekit._lazy: the package's "
+                       "lazy names, a helper of the root that imports nothing)",
+              lambda imp: _under(imp.target, "judgekit.io", "judgekit.stats") or imp.target == "judgekit._lazy"),
     "judging": ("judging", "judgekit.judging imports only io, judging and sample_data (the shipped rubrics), and "
                            "judgekit.local only lazily, from judging/backends/local.py",
                 lambda imp: _under(imp.target, "judgekit.io", "judgekit.judging", "judgekit.sample_data")

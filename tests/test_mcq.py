@@ -430,3 +430,55 @@ def test_mcq_markdown() -> None:
     assert "| VisA | Defect Classification | 2 | 1 | 50.0 | - | 50.0 | 0 (0.0 %) |" in lines
     total = "| **all** | **MMAD average over 1 dataset(s)** | **12** | **8** | **66.7** |  | **56.2** | **1 (8.3 %)** |"
     assert total in lines
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the gain of each prompt setting, adjusted by --correction (judgekit.api.pipeline.correct_gains)
+# --------------------------------------------------------------------------------------------------------------
+
+def _setting_files(tmp_path: Any) -> list[Any]:
+    """Two models answering 12 questions at 0-shot and 1-shot: m1 gains a lot (2 -> 12 right), m2 a little
+    (5 -> 6 right), so the two gains have very different McNemar p-values."""
+    files = []
+    for shots, right in (("0", {"m1": 2, "m2": 5}), ("1", {"m1": 12, "m2": 6})):
+        recs = [resp(i, "A", "A" if i < right[m] else "B", model=m).model_copy(
+                    update={"meta": {"generation": {"shots": shots}}})
+                for m in ("m1", "m2") for i in range(12)]
+        path = tmp_path / f"{shots}-shot.jsonl"
+        path.write_text("".join(r.model_dump_json() + "\n" for r in recs), encoding="utf-8")
+        files.append(path)
+    return files
+
+
+def test_mcq_gains_correction_bh_cli_and_api(tmp_path: Any) -> None:
+    import math
+
+    import numpy as np
+    from test_cli_e2e import flat, jk
+
+    import judgekit.api
+    from judgekit.stats.multiple import adjust_pvalues
+
+    files = _setting_files(tmp_path)
+    out, md = tmp_path / "mcq.json", tmp_path / "mcq.md"
+    r = jk("mcq", *files, "--correction", "bh", "--json", out, "--markdown", md)
+    assert r.returncode == 0, r.stderr
+    gains = json.loads(out.read_text())["setting_gains"]
+    assert [g["model"] for g in gains] == ["m1", "m2"] and all(g["setting"] == "1-shot" for g in gains)
+    p = [g["p_value"] for g in gains]
+    assert p[0] < 0.01 < 0.5 < p[1]
+    np.testing.assert_allclose([g["p_adjusted"] for g in gains], adjust_pvalues(p, "bh"))
+    assert all(g["correction"] == "bh" and g["family_size"] == 2 for g in gains)
+    assert "Benjamini-Hochberg adjusted (false discovery rate)" in flat(r.stdout)
+    assert "Benjamini-Hochberg" in md.read_text() and "Holm" not in md.read_text()
+    # the API: the default is Holm, "none" leaves p as is
+    holm = judgekit.api.mcq(files).setting_gains
+    np.testing.assert_allclose([g.p_adjusted for g in holm], adjust_pvalues(p, "holm"))
+    assert all(g.correction == "holm" for g in holm) and not math.isclose(holm[0].p_adjusted, p[0])
+    none = judgekit.api.mcq(files, correction="none").setting_gains
+    assert [g.p_adjusted for g in none] == pytest.approx(p)
+    with pytest.raises(JudgekitError) as err:
+        judgekit.api.mcq(files, correction="sidak")
+    assert err.value.field == "--correction"
+    bad = jk("mcq", *files, "--correction", "sidak")
+    assert bad.returncode == 2 and "--correction" in bad.stderr and "Traceback" not in bad.stderr

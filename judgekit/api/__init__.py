@@ -21,13 +21,47 @@ Functions: :func:`judge`, :func:`report`, :func:`agree`, :func:`compare`, :func:
 themselves (pass rates, PPI, robustness, agreement) are functions of :mod:`judgekit.stats`.
 """
 
-from judgekit.api._util import JudgekitWarning
-from judgekit.api.compare import Comparison, compare
-from judgekit.api.judging import JudgingInterrupted, Results, demo, judge
-from judgekit.api.pipeline import GenerationInterrupted, export, generate, mcq, perturb, validate_local
-from judgekit.api.planning import Plan, plan
-from judgekit.api.probe import ProbeInterrupted, ProbeReport, probe
-from judgekit.api.reports import Agreement, CriterionAgreement, Report, agree, report
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+from judgekit._lazy import lazy
+
+#: Public name -> the module that defines it. Loaded on first use (PEP 562), so that a command imports only
+#: what it runs: ``judgekit judge`` does not pay for the planning, probe, comparison or report modules.
+_WHERE = {"JudgekitWarning": "_util", "Comparison": "compare", "compare": "compare", "JudgingInterrupted": "judging",
+          "Results": "judging", "demo": "judging", "judge": "judging", "GenerationInterrupted": "pipeline",
+          "export": "pipeline", "generate": "pipeline", "mcq": "pipeline", "perturb": "pipeline",
+          "validate_local": "pipeline", "Plan": "planning", "plan": "planning", "ProbeInterrupted": "probe",
+          "ProbeReport": "probe", "probe": "probe", "Agreement": "reports", "CriterionAgreement": "reports",
+          "Report": "reports", "agree": "reports", "report": "reports"}
+
+if TYPE_CHECKING:
+    from judgekit.api._util import JudgekitWarning
+    from judgekit.api.compare import Comparison, compare
+    from judgekit.api.judging import JudgingInterrupted, Results, demo, judge
+    from judgekit.api.pipeline import GenerationInterrupted, export, generate, mcq, perturb, validate_local
+    from judgekit.api.planning import Plan, plan
+    from judgekit.api.probe import ProbeInterrupted, ProbeReport, probe
+    from judgekit.api.reports import Agreement, CriterionAgreement, Report, agree, report
+
+
+__getattr__, __dir__ = lazy("judgekit.api", {name: f"judgekit.api.{module}" for name, module in _WHERE.items()},
+                           globals())
+
+
+class _Api(types.ModuleType):
+    """``judgekit.api`` itself: importing its submodules ``compare`` and ``probe`` (the modules of the functions
+    ``compare`` and ``probe``) must not replace those functions on the package, as the import system would by
+    setting the submodule as an attribute of its parent."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _WHERE.get(name) == name:
+            return  # the submodule stays reachable through sys.modules and ``from judgekit.api.X import ...``
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Api
 
 __all__ = ["Agreement", "Comparison", "CriterionAgreement", "GenerationInterrupted", "JudgekitWarning",
            "JudgingInterrupted", "Plan", "ProbeInterrupted", "ProbeReport", "Report", "Results", "agree", "compare",

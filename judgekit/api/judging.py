@@ -265,11 +265,10 @@ def responses_of(source: Any) -> list[Response]:
     """Responses from a file (path: .jsonl, .csv or .parquet) or a list of :class:`Response` or dicts (image and
     point-cloud paths relative to the working folder), checked as a file's records are."""
     from judgekit.io.dataio import read_responses
-    from judgekit.io.images import image_problem, resolve_image_path
-    from judgekit.io.pointclouds import cloud_problem
 
     if isinstance(source, str | Path):
         return read_responses(source)
+    from judgekit.io.images import image_problem, resolve_image_path
     if isinstance(source, Response | dict):
         source = [source]
     out: list[Response] = []
@@ -283,7 +282,12 @@ def responses_of(source: Any) -> list[Response]:
         else:
             raise JudgekitError(f"expected a Response or a dict, got {type(given).__name__}", path=where)
         for name in ("images", "reference_images", "point_clouds"):
-            check = cloud_problem if name == "point_clouds" else image_problem
+            if name == "point_clouds" and rec.point_clouds:
+                from judgekit.io.pointclouds import cloud_problem  # numpy: only for items with clouds
+
+                check = cloud_problem
+            else:
+                check = image_problem
             resolved = []
             for p in getattr(rec, name):
                 full = resolve_image_path(Path.cwd(), p)

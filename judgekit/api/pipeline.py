@@ -13,6 +13,7 @@ from judgekit.api._util import (
     check_number,
     check_records_out,
     check_writable,
+    correction_arg,
     new_store_cleanup,
     shown_while_running,
 )
@@ -166,19 +167,22 @@ def generate(items: str | Path, models: str | Sequence[str], *, out: str | Path 
 
 
 def mcq(responses: str | Path | Sequence[str | Path], *, mmad_aliases: bool = False, json: str | Path | None = None,
-        markdown: str | Path | None = None) -> MCQReport:
+        markdown: str | Path | None = None, correction: str = "holm") -> MCQReport:
     """Score multiple-choice answers as ``judgekit mcq`` does: the letter each answer chose (never guessed: an
     unparsable answer counts as wrong and is reported as its own rate), accuracy per model, condition,
     dataset and subtask, balanced accuracy for anomaly discrimination, MMAD's averages (mean over subtasks,
     then over datasets). ``mmad_aliases`` merges MMAD's Object Structure/Details into Object Analysis.
     ``json`` / ``markdown`` also write the report (every answer's outcome) / its tables. ``responses`` may be
     several files (e.g. one per prompt setting of ``judgekit generate``); with several settings the report has
-    the gain of each over the baseline (0-shot when present), paired by id, model and condition."""
+    the gain of each over the baseline (0-shot when present), paired by id, model and condition; their McNemar
+    p-values are adjusted for multiple comparisons by ``correction`` (``"holm"``, the default: Holm-Bonferroni;
+    ``"bh"``: Benjamini-Hochberg; ``"none"``), the family being every gain of the table (:func:`correct_gains`)."""
     from judgekit.generation.mcq import MMAD_SUBTASK_ALIASES, SettingGain, mcq_markdown, score_mcq
     from judgekit.generation.mcq_settings import setting_pairs
     from judgekit.io.dataio import atomic_write_json, atomic_write_text, read_responses
     from judgekit.stats.paired_tests import paired_difference
 
+    correction = correction_arg(correction)
     json_path, md_path = as_path(json), as_path(markdown)
     for path, flag, ext in ((json_path, "--json", ".json"), (md_path, "--markdown", ".md")):
         if path is not None and path.suffix.lower() != ext:
@@ -192,7 +196,7 @@ def mcq(responses: str | Path | Sequence[str | Path], *, mmad_aliases: bool = Fa
         report.setting_gains.append(SettingGain(
             model=model, condition=condition, baseline=base, setting=setting, n=d.n, baseline_accuracy=d.baseline,
             accuracy=d.degraded, diff=d.diff, ci_low=d.ci_low, ci_high=d.ci_high, p_value=d.p_value, note=d.note))
-    report.setting_gains[:] = correct_gains(report.setting_gains)  # Holm over every gain of the table
+    report.setting_gains[:] = correct_gains(report.setting_gains, correction)  # over every gain of the table
     if json_path is not None:
         atomic_write_json(json_path, report.to_dict())
     if md_path is not None:

@@ -23,6 +23,7 @@ from judgekit.api._util import (
     check_number,
     check_suffix,
     check_writable,
+    correction_arg,
     names,
     new_store_cleanup,
     shown_while_running,
@@ -66,18 +67,22 @@ class ProbeReport:
     complete: bool = True
     notes: list[str] = field(default_factory=list)
     criteria: list[str] = field(default_factory=list)
+    correction: str = "holm"  # the multiple-comparison adjustment of the table's tests (stats.probes.correct_probes)
 
     def to_dict(self) -> dict[str, Any]:
         """What ``judgekit probe --out`` writes (JSON; NaN as null). The schema is in the README ("Bias
-        probes")."""
+        probes"); the p-values adjusted by :attr:`correction` and its family are set by
+        :func:`judgekit.stats.probes.correct_probes`."""
         from judgekit.stats._format import json_ready
+        from judgekit.stats.probes import correct_probes
 
-        return json_ready({"kind": "judgekit-probes", "version": 1, "judge": self.judge, "judges": self.judges,
-                           "rubric": self.rubric, "settings": self.settings, "sample": self.sample,
-                           "criteria": self.criteria, "probes": [s.to_dict() for s in self.shifts],
-                           "self_consistency": self.consistency.to_dict() if self.consistency else None,
-                           "complete": self.complete, "notes": self.notes, "accounting": self.accounting,
-                           "items": self.items})
+        doc = json_ready({"kind": "judgekit-probes", "version": 1, "judge": self.judge, "judges": self.judges,
+                          "rubric": self.rubric, "settings": self.settings, "sample": self.sample,
+                          "criteria": self.criteria, "probes": [s.to_dict() for s in self.shifts],
+                          "self_consistency": self.consistency.to_dict() if self.consistency else None,
+                          "complete": self.complete, "notes": self.notes, "accounting": self.accounting,
+                          "items": self.items})
+        return correct_probes(doc, self.correction)
 
     def table(self) -> Any:
         """The probes as the rich table ``judgekit probe`` prints."""
@@ -144,7 +149,7 @@ def probe(responses: Any, rubric: str | Path | Rubric, judges: str | Sequence[st
           max_cost: float | None = None, price_in: float | None = None, price_out: float | None = None,
           panel_reduce: str = "mean", panel_quorum: int | None = None, local_mode: str | None = None,
           calibration: str | Path | None = None, threads: int | None = None, boot: int = 2000,
-          progress: Callable[[int, int, float], None] | None = None,
+          correction: str = "holm", progress: Callable[[int, int, float], None] | None = None,
           notify: Callable[[str], None] | None = None) -> ProbeReport:
     """Measure a judge's biases: what ``judgekit probe`` does, without printing.
 
@@ -156,6 +161,11 @@ def probe(responses: Any, rubric: str | Path | Rubric, judges: str | Sequence[st
     ``consistency_samples`` times (default 5) at ``temperature``: use the judging run's temperature, since that
     is the judge being vouched for. The judge options are those of :func:`judgekit.judge`; give the same
     ``store`` and settings as the judging run and the baseline is read from it instead of paid again.
+
+    ``correction`` (``"holm"``, the default: Holm-Bonferroni; ``"bh"``: Benjamini-Hochberg; ``"none"``) adjusts
+    the p-values of the probes table for multiple comparisons, the family being every probe's Wilcoxon test of
+    overall and McNemar test of its flips (:func:`judgekit.stats.probes.correct_probes`); the tables star a
+    verdict by its adjusted p-value.
 
     Returns a :class:`ProbeReport` (figures: :mod:`judgekit.stats.probes`, ``boot`` bootstrap resamples).
     ``out`` (.json) gets :meth:`ProbeReport.to_dict`, ``markdown`` (.md) the tables; both are checked before
@@ -184,6 +194,7 @@ def probe(responses: Any, rubric: str | Path | Rubric, judges: str | Sequence[st
     check_number(n, "--n", lo=1)
     check_number(consistency_samples, "--consistency-samples", lo=2)
     check_number(boot, "--boot", lo=1)
+    correction = correction_arg(correction)
     for value, flag, above in ((timeout, "--timeout", True), (temperature, "--temperature", False)):
         check_number(value, flag, above=above)
     out_path, md_path = as_path(out), as_path(markdown)
@@ -304,7 +315,7 @@ def probe(responses: Any, rubric: str | Path | Rubric, judges: str | Sequence[st
                               "with_images": sum(bool(r.images) for r in chosen),
                               "responses_sha256": _responses_digest(resp)},
                       shifts=shifts, consistency=consistency, items=items, accounting=acc, complete=complete,
-                      notes=notes, criteria=list(rubric_obj.criterion_names))
+                      notes=notes, criteria=list(rubric_obj.criterion_names), correction=correction)
     if out_path is not None:
         atomic_write_json(out_path, rep.to_dict())
     if md_path is not None:

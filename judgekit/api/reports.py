@@ -244,7 +244,8 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     A and ``compare`` as run B (differences B - A) in :attr:`Report.comparison`, the JSON's ``"comparison"``
     key (= ``judgekit compare --json``), the Markdown and the page. ``probes`` (a probes file of ``judgekit
     probe --out``) adds the judge's bias probes to :attr:`Report.probes`, the JSON's ``"probes"`` key (the file
-    as read), the Markdown and the judge card (flagged when measured on another judge or rubric). All are read
+    as read; a file of an older judgekit without adjusted p-values gets them computed by ``correction``), the
+    Markdown and the judge card (flagged when measured on another judge or rubric). All are read
     before anything is written: a bad ratings, results or probes file raises and writes nothing.
 
     When the judgments record self-grading (a judge that is also the model under test, ``Judgment.self_grading``,
@@ -294,7 +295,7 @@ def report(results: Any, *, baseline: str = "clean", all_criteria: bool = False,
     if probes is not None:
         from judgekit.reporting.probes import read_probes
 
-        rep.probes = read_probes(probes)
+        rep.probes = read_probes(probes, correction)  # an older file: its p adj computed by correction
     if compare is not None:
         from judgekit.api.compare import compare as compare_runs
 

@@ -140,6 +140,41 @@ def stderr_console():  # type: ignore[no-untyped-def]
     return Console(stderr=True)
 
 
+class LazyConsole:
+    """A rich console made on first use: a judging run that prints no note or warning before its summary never
+    waits for rich's import at its start (:func:`prefetch` imports it while the calls run)."""
+
+    def __init__(self, make: Any = stderr_console) -> None:
+        self._make = make
+        self._console: Any = None
+
+    def real(self) -> Any:
+        """The rich console itself (made now if need be)."""
+        if self._console is None:
+            self._console = self._make()
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+def prefetch(*modules: str) -> None:
+    """Import ``modules`` in a daemon thread: what a command needs only after its calls (rich's tables, the summary)
+    loads while the first calls are in flight, when the process would otherwise wait on the network. An import
+    that fails here is left to fail again, visibly, where the module is used."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # reported where it is imported for real
+                return
+
+    threading.Thread(target=load, name="judgekit-prefetch", daemon=True).start()
+
+
 def notifier(console):  # type: ignore[no-untyped-def]
     """``notify(text)`` for the API: a note printed as it is (no markup)."""
     return lambda note: console.print(note, markup=False, highlight=False)
@@ -195,7 +230,13 @@ class ProgressBar:
     the calls run."""
 
     def __init__(self, label: str, console, *, disabled: bool, cost: bool = True) -> None:  # type: ignore[no-untyped-def]
+        self.progress: Any = None
+        if disabled:  # --no-progress: nothing to show, and rich.progress is not imported
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        if isinstance(console, LazyConsole):  # rich's Live needs the console itself
+            console = console.real()
 
         columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                    TextColumn("{task.fields[eta]}")]
@@ -209,14 +250,17 @@ class ProgressBar:
         self._update = _progress_callback(self.progress, task)
 
     def __call__(self, done: int, total: int, cost: float = 0.0) -> None:
-        self._update(done, total, cost)
+        if self.progress is not None:
+            self._update(done, total, cost)
 
     def __enter__(self) -> ProgressBar:
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
 
 
 def _fmt(x: float, digits: int = 2) -> str:

@@ -59,10 +59,12 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from judgekit.api import JudgingInterrupted, judge
-    from judgekit.cli._common import ProgressBar
+    from judgekit.cli._common import LazyConsole, ProgressBar, prefetch
 
-    console = stderr_console()
+    prefetch("rich.console", "rich.table", "judgekit.reporting.tables", "judgekit.stats.aggregate")
+    from judgekit.api import JudgingInterrupted, judge
+
+    console = LazyConsole(stderr_console)
     bar = ProgressBar("judging", console, disabled=args.no_progress)
     try:
         with warnings_printed(console):

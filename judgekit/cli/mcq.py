@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from judgekit.cli._common import stdout_console
+from judgekit.cli._common import add_correction_flag, stdout_console
 
 
 def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
@@ -23,13 +23,15 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
     m.add_argument("--json", type=Path, metavar="OUT",
                    help="also write the report, with every answer's outcome, as JSON")
     m.add_argument("--markdown", type=Path, metavar="OUT", help="also write the tables as Markdown")
+    add_correction_flag(m, "the gain of each setting (the family: every gain of the table)")
 
 
 def run(args: argparse.Namespace) -> int:
     from judgekit.api import mcq
     from judgekit.generation.mcq import print_mcq_report
 
-    report = mcq(args.responses, mmad_aliases=args.mmad_aliases, json=args.json, markdown=args.markdown)
+    report = mcq(args.responses, mmad_aliases=args.mmad_aliases, json=args.json, markdown=args.markdown,
+                 correction=args.correction)
     out = stdout_console()
     print_mcq_report(report, out)
     if args.json is not None:

@@ -10,6 +10,7 @@ from judgekit.cli._common import (
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
     _positive_int,
+    add_correction_flag,
     add_judge_flags,
     judge_options,
     notifier,
@@ -53,6 +54,8 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
                    help="the clean condition: answers are drawn from it, and the image probe swaps its images "
                         "for a degraded condition's (default clean; empty counts as clean)")
     p.add_argument("--boot", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    add_correction_flag(p, "the probes table (the family: every probe's Wilcoxon test of overall and McNemar test "
+                           "of its flips)")
     p.add_argument("--store", type=Path, default=Path("judgekit-store.sqlite"),
                    help="SQLite store of every call (default judgekit-store.sqlite)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -70,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
             rep = probe(args.responses, args.rubric, args.judge, out=args.out, markdown=args.markdown,
                         probes=args.probes, n=args.n, consistency_samples=args.consistency_samples,
                         injections=args.injections, custom_injections=args.injection_text, baseline=args.baseline,
-                        store=args.store, boot=args.boot, progress=bar, notify=notifier(console),
-                        **judge_options(args))
+                        store=args.store, boot=args.boot, correction=args.correction, progress=bar,
+                        notify=notifier(console), **judge_options(args))
     except ProbeInterrupted as stop:
         console.print(f"[yellow]interrupted[/yellow]: {stop.calls_made} calls finished in this run and are stored; "
                       "re-run the same command to resume")

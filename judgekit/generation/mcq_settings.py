@@ -17,6 +17,21 @@ GAIN_NOTE = ("Gain of each setting: micro accuracy (in %) of the setting minus t
              "answered in both, paired by id, model and condition; 95 % paired percentile bootstrap over the "
              "questions (2,000 resamples, seed 0) and McNemar's exact test; p adj: Holm-Bonferroni adjusted over the "
              "family of every gain in the table (family-wise error rate), * = p adj < 0.05.")
+# The corrections in words (as judgekit.stats.multiple.correction_label: judgekit.generation does not import stats).
+_CORRECTIONS = {"holm": "Holm-Bonferroni adjusted (family-wise error rate)",
+                "bh": "Benjamini-Hochberg adjusted (false discovery rate)"}
+
+
+def gain_note(gains: Sequence[SettingGain]) -> str:
+    """The note under the gain table: how the gains were measured, and the correction of ``gains`` (``"holm"``,
+    ``"bh"`` or ``"none"``, set by :func:`judgekit.api.pipeline.correct_gains`) with its family and size."""
+    method = next((g.correction for g in gains if g.correction), "holm")
+    size = next((g.family_size for g in gains if g.correction), 0)
+    head = GAIN_NOTE.split("; p adj:")[0]
+    if method == "none":
+        return f"{head}; p adj: no correction for multiple comparisons (p adj = p; {size} tests), * = p adj < 0.05."
+    return (f"{head}; p adj: {_CORRECTIONS[method]} over the family of every gain in the table ({size} "
+            f"test{'s' * (size != 1)}), * = p adj < 0.05.")
 
 
 class SettingGain(BaseModel):
@@ -99,7 +114,7 @@ def print_gains(gains: Sequence[SettingGain], console: Console) -> None:
     for row in gain_rows(gains):
         table.add_row(*row)
     console.print(table)
-    console.print(GAIN_NOTE, style="dim")
+    console.print(gain_note(gains), style="dim")
 
 
 def gain_markdown(gains: Sequence[SettingGain], table: Callable[[Sequence[str], Iterable[Sequence[str]]], list[str]]
@@ -107,4 +122,4 @@ def gain_markdown(gains: Sequence[SettingGain], table: Callable[[Sequence[str], 
     """The gain section of the Markdown report as lines (none when there are no gains)."""
     if not gains:
         return []
-    return ["", "### Gain of each setting", "", GAIN_NOTE, "", *table(GAIN_HEAD, gain_rows(gains))]
+    return ["", "### Gain of each setting", "", gain_note(gains), "", *table(GAIN_HEAD, gain_rows(gains))]

@@ -377,6 +377,29 @@ def _check_clouds(rec: Item, base: Path, path: Path, where: str, *, check: bool)
     rec.point_clouds = resolved
 
 
+def _json_line(record: BaseModel | dict[str, Any]) -> bytes:
+    """One JSONL line (UTF-8, no ASCII escapes) of a record, the careful way: a float NaN as null, an infinity
+    a ``ValueError`` naming its field."""
+    row = _json_safe(record.model_dump(mode="json") if isinstance(record, BaseModel) else record)
+    return (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _jsonl(records: Iterable[BaseModel | dict[str, Any]]) -> bytes:
+    """The JSONL text of ``records``. Pydantic records are serialised by pydantic-core (``to_json``: 5x faster than
+    ``model_dump`` + ``json.dumps``, which made the write of a 50,000-judgment results file take longer than its
+    summary); a non-finite float comes out as the string ``"NaN"`` / ``"Infinity"`` there (the records'
+    ``ser_json_inf_nan``), and when the text holds such a string (a validated record holds no non-finite number;
+    a text field may say "NaN") every line is made again by :func:`_json_line`."""
+    from pydantic_core import to_json
+
+    records = list(records)
+    if all(isinstance(r, BaseModel) for r in records):
+        text = b"\n".join([to_json(r) for r in records]) + b"\n" if records else b""
+        if b'"NaN"' not in text and b'Infinity"' not in text:
+            return text
+    return b"".join([_json_line(r) for r in records])
+
+
 def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]]) -> None:
     """Write records atomically (temp file + rename) as JSONL, CSV or Parquet, chosen by the extension.
 
@@ -386,10 +409,14 @@ def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]
     stale temp files of earlier, killed writes to ``path`` are removed (see :func:`remove_stale_temps`).
     """
     path = Path(path)
-    rows = [_json_safe(r.model_dump(mode="json") if isinstance(r, BaseModel) else r) for r in records]
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".csv", ".parquet", ".pq"):
         raise JudgekitError(f"unknown output type '{suffix}' (use .jsonl, .csv or .parquet)", path=path)
+    if suffix in (".jsonl", ".ndjson"):
+        text = _jsonl(records)  # every line before the file is opened: an infinity writes nothing
+        rows: list[dict[str, Any]] = []
+    else:
+        rows = [_json_safe(r.model_dump(mode="json") if isinstance(r, BaseModel) else r) for r in records]
     flat: list[dict[str, Any]] = []
     columns: list[str] = []
     if suffix not in (".jsonl", ".ndjson"):
@@ -401,9 +428,8 @@ def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]
     fd, tmp = _open_temp(path)
     try:
         if suffix in (".jsonl", ".ndjson"):
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text)
         else:
             if suffix == ".csv":
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:

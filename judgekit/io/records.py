@@ -6,6 +6,10 @@ Conventions:
 - A multiple-choice item lists its ``options`` in order (option 1 is letter A, option 2 is B, ...) and
   gives the correct letter as ``reference``; ``category`` then names the subtask and ``dataset`` the source
   dataset (MMAD averages over subtasks within a dataset, then over datasets).
+- The models build their validators on first use (``defer_build``): ``judgekit --help`` and ``rubric check``
+  never pay for them. Their JSON (``model_dump_json``) writes a non-finite float as the string ``"NaN"`` /
+  ``"Infinity"`` (``ser_json_inf_nan="strings"``), never as a silent null: a validated record holds none, and
+  :func:`judgekit.io.dataio.write_records` writes NaN as null and refuses an infinity.
 - Image and point-cloud paths are stored as given in the file; :func:`judgekit.io.dataio.read_responses` resolves them
   relative to the responses file and checks that they exist.
 """
@@ -20,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class Item(BaseModel):
     """A question with its ground-truth answer, optionally with images."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, defer_build=True, ser_json_inf_nan="strings")
 
     id: str = Field(min_length=1)
     question: str = Field(min_length=1)
@@ -99,7 +103,7 @@ class CheckResult(BaseModel):
     ``passed``, the value ``found`` in the answer (None when nothing was), ``reason`` and whether the check
     gates the pass verdict (``gate``)."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, defer_build=True, ser_json_inf_nan="strings")
 
     passed: bool
     found: str | float | list[str] | None = None
@@ -110,7 +114,7 @@ class CheckResult(BaseModel):
 class SampleResult(BaseModel):
     """One judge sample (one call, after any re-asks) for one response."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, defer_build=True, ser_json_inf_nan="strings")
 
     sample: int
     status: Status
@@ -142,7 +146,7 @@ class Judgment(BaseModel):
     ``--panel-reduce`` and the quorum of a panel judgment (set on panel judgments only).
     """
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, defer_build=True, ser_json_inf_nan="strings")
 
     id: str
     model: str

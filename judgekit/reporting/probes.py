@@ -1,6 +1,12 @@
 """The bias probes as tables: the rich tables ``judgekit probe`` prints, their Markdown, and the HTML of the judge
 card (``judgekit report --probes``). Everything here reads the JSON of a probes file
-(:meth:`judgekit.api.probe.ProbeReport.to_dict`), so a file written earlier renders the same way."""
+(:meth:`judgekit.api.probe.ProbeReport.to_dict`), so a file written earlier renders the same way; a file of an
+older judgekit without adjusted p-values gets them computed on reading (:func:`adjusted`).
+
+The starred verdicts follow the p-values adjusted for multiple comparisons (``p adj < 0.05``; the family is
+every probe's Wilcoxon test of overall and McNemar test of its flips, :func:`judgekit.stats.probes.correct_probes`):
+a star on the shift of overall (Wilcoxon) and on McNemar's adjusted p. The 95 % intervals are shown unadjusted;
+the per-criterion table shows intervals only (no test, no star)."""
 
 from __future__ import annotations
 
@@ -33,41 +39,74 @@ def _p(p: float | None) -> str:
     return "-" if p is None else ("<0.0001" if p < 1e-4 else f"{p:.4f}")
 
 
-def shift_cell(s: Mapping[str, Any]) -> str:
-    """A shift with its interval and a star when the interval excludes 0: ``+0.40 [+0.21, +0.60] *``."""
-    lo, hi = (s.get("ci") or [None, None])[:2]
-    star = " *" if lo is not None and hi is not None and (lo > 0 or hi < 0) else ""
-    return f"{_n(s.get('shift'), sign=True)} {_ci(s.get('ci'))}{star}" if s.get("n") else "-"
+def _sig(p: float | None) -> bool:
+    """Whether an adjusted p-value (None: no test) stars its verdict."""
+    from judgekit.stats.multiple import is_significant
+
+    return p is not None and is_significant(float(p))
+
+
+def _star(p: float | None) -> str:
+    return " *" if _sig(p) else ""
+
+
+def shift_cell(s: Mapping[str, Any], *, star: bool = False) -> str:
+    """A shift with its interval, ``+0.40 [+0.21, +0.60]``, and with ``star`` a star when its adjusted p-value
+    (``p_adjusted``) is below 0.05."""
+    mark = _star(s.get("p_adjusted")) if star else ""
+    return f"{_n(s.get('shift'), sign=True)} {_ci(s.get('ci'))}{mark}" if s.get("n") else "-"
+
+
+def adjusted(doc: Mapping[str, Any], correction: str = "holm") -> Mapping[str, Any]:
+    """``doc`` as it is when it carries adjusted p-values (``"correction"``), else with them computed by
+    ``correction`` (:func:`judgekit.stats.probes.correct_probes`): a probes file of an older judgekit."""
+    if "correction" in doc:
+        return doc
+    from judgekit.stats.probes import correct_probes
+
+    return correct_probes(doc, correction)
+
+
+def family_caption(doc: Mapping[str, Any]) -> str:
+    """The legend of the probes table: the stars, the tests, and the correction with its family."""
+    doc = adjusted(doc)
+    return ("* = adjusted p < 0.05 (on the shift of overall: Wilcoxon signed-rank, Pratt; on McNemar p adj: exact "
+            "test of the flips' two directions); the 95 % intervals and p are not adjusted. "
+            f"{doc.get('family')}.")
 
 
 def rows(doc: Mapping[str, Any]) -> list[dict[str, str]]:
     """One row of display text per probe (the columns of :func:`probe_table`)."""
     out = []
-    for p in doc.get("probes", []):
+    for p in adjusted(doc).get("probes", []):
         overall = p["shifts"].get("overall", {})
         pa = p["pass"]
         extra = p.get("extra") or {}
         name = p["probe"] + (f" (x{extra['mean_length_ratio']:.2f} length)" if "mean_length_ratio" in extra else "")
         out.append({"probe": name, "pairs": f"{p['pairs']} of {p['answers']}",
-                    "overall": shift_cell(overall), "p": _p(overall.get("p_value")),
+                    "overall": shift_cell(overall, star=True), "p": _p(overall.get("p_value")),
+                    "p adj": _p(overall.get("p_adjusted")),
                     "pass rate": f"{_pct(pa['baseline'])} -> {_pct(pa['probe'])}",
                     "flips": f"{_pct(pa['flip_share'])} {_ci(pa['flip_ci'], pct=True)}",
                     "fail->pass / pass->fail": f"{pa['fail_to_pass']} / {pa['pass_to_fail']}",
                     "McNemar p": _p(pa.get("mcnemar_p")),
+                    "McNemar p adj": _p(pa.get("mcnemar_p_adjusted")) + _star(pa.get("mcnemar_p_adjusted")),
                     "unscored": f"{p['unscored_baseline']} / {p['unscored_probe']}"})
     return out
 
 
 def probe_table(doc: Mapping[str, Any]) -> Any:
     """The probes of a probes file as a rich table: per probe the pairs, the shift of overall with its 95 %
-    interval and Wilcoxon p, the pass rates, the share of flipped verdicts with its interval, the flips by
-    direction with McNemar's p, and the unscored answers (baseline / probe)."""
+    interval and Wilcoxon p (raw and adjusted), the pass rates, the share of flipped verdicts with its interval,
+    the flips by direction with McNemar's p (raw and adjusted), and the unscored answers (baseline / probe). The
+    caption states the correction and its family (:func:`family_caption`)."""
     from rich.table import Table
 
-    t = Table(title=f"Bias probes of {doc.get('judge')} (shift = probe - unchanged; * the 95 % interval excludes 0)")
+    t = Table(title=f"Bias probes of {doc.get('judge')} (shift = probe - unchanged; * adjusted p < 0.05)",
+              caption=family_caption(doc), caption_justify="left")
     shown = rows(doc)
-    for col in ("probe", "pairs", "overall", "p", "pass rate", "flips", "fail->pass / pass->fail", "McNemar p",
-                "unscored"):
+    for col in ("probe", "pairs", "overall", "p", "p adj", "pass rate", "flips", "fail->pass / pass->fail",
+                "McNemar p", "McNemar p adj", "unscored"):
         t.add_column("Δ overall [95 % CI]" if col == "overall" else col, justify="left" if col == "probe" else "right")
     for r in shown:
         t.add_row(*r.values())
@@ -75,11 +114,12 @@ def probe_table(doc: Mapping[str, Any]) -> Any:
 
 
 def criteria_table(doc: Mapping[str, Any]) -> Any:
-    """The shift of every criterion under every probe (rich table)."""
+    """The shift of every criterion under every probe (rich table): intervals only, no test (the tests of overall,
+    adjusted, are in :func:`probe_table`)."""
     from rich.table import Table
 
     metrics = [*doc.get("criteria", []), "overall"]
-    t = Table(title="Shift per criterion (probe - unchanged, 95 % interval)")
+    t = Table(title="Shift per criterion (probe - unchanged, 95 % interval, not a test)")
     t.add_column("probe")
     for m in metrics:
         t.add_column(m, justify="right")
@@ -114,8 +154,9 @@ def probes_markdown(doc: Mapping[str, Any]) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-def read_probes(path: Any) -> dict[str, Any]:
-    """A probes file written by ``judgekit probe --out`` (JSON); a clear error for anything else."""
+def read_probes(path: Any, correction: str = "holm") -> dict[str, Any]:
+    """A probes file written by ``judgekit probe --out`` (JSON); a clear error for anything else. A file of an
+    older judgekit, without adjusted p-values, gets them computed by ``correction`` (:func:`adjusted`)."""
     import json
     from pathlib import Path
 
@@ -136,7 +177,7 @@ def read_probes(path: Any) -> dict[str, Any]:
         for key in ("probe", "family", "answers", "pairs", "shifts", "pass", "unscored_baseline", "unscored_probe"):
             if not isinstance(pr, dict) or key not in pr:
                 raise JudgekitError(f"probe {i} has no {key!r}", path=p, field=f"probes[{i}]")
-    return doc
+    return dict(adjusted(doc, correction))
 
 
 def probes_html(doc: Mapping[str, Any], *, judges: Sequence[str] = (), rubric: tuple[str, str] | None = None) -> str:
@@ -149,6 +190,7 @@ def probes_html(doc: Mapping[str, Any], *, judges: Sequence[str] = (), rubric: t
     from judgekit.reporting.html import _e, _table
     from judgekit.reporting.html_extra import _cell
 
+    doc = adjusted(doc)
     probes = list(doc.get("probes") or [])
     settings = doc.get("settings") or {}
     sample = doc.get("sample") or {}
@@ -181,8 +223,8 @@ def probes_html(doc: Mapping[str, Any], *, judges: Sequence[str] = (), rubric: t
                            [nan((o.get("ci") or [None, None])[1]) for o in overall])
         out.append(f"<figure>{svg}<figcaption>Shift of overall under each probe, with its 95 % bootstrap interval; "
                    f"0 is an unbiased judge</figcaption></figure>")
-        header = ["probe", "pairs", "Δ overall", "95 % CI", "Wilcoxon p", "pass rate", "flips", "95 % CI",
-                  "fail→ pass", "pass→ fail", "McNemar p", "unscored"]
+        header = ["probe", "pairs", "Δ overall", "95 % CI", "Wilcoxon p", "Wilcoxon p adj", "pass rate", "flips",
+                  "95 % CI", "fail→ pass", "pass→ fail", "McNemar p", "McNemar p adj", "unscored"]
         body = []
         for i, p in enumerate(probes):
             o, pa, at = p["shifts"].get("overall", {}), p["pass"], ["probes", i]
@@ -193,9 +235,11 @@ def probes_html(doc: Mapping[str, Any], *, judges: Sequence[str] = (), rubric: t
                 _cell("probe", [*at, "probe"], p["probe"], name, text=True),
                 _cell("pairs", [*at, "pairs"], p["pairs"], f"{p['pairs']} of {p['answers']}"),
                 _cell("shift", [*at, "shifts", "overall", "shift"], o.get("shift"), _n(o.get("shift"), sign=True)),
-                _cell("shift_ci", [*at, "shifts", "overall", "ci"], o.get("ci"), _ci(o.get("ci"))
-                      + (" *" if shift_cell(o).endswith("*") else "")),
+                _cell("shift_ci", [*at, "shifts", "overall", "ci"], o.get("ci"),
+                      _ci(o.get("ci")) + _star(o.get("p_adjusted"))),
                 _cell("p_value", [*at, "shifts", "overall", "p_value"], o.get("p_value"), _p(o.get("p_value"))),
+                _cell("p_adjusted", [*at, "shifts", "overall", "p_adjusted"], o.get("p_adjusted"),
+                      _p(o.get("p_adjusted"))),
                 _cell("pass", [[*at, "pass", "baseline"], [*at, "pass", "probe"]], [pa["baseline"], pa["probe"]],
                       f"{_pct(pa['baseline'])} → {_pct(pa['probe'])}"),
                 _cell("flip_share", [*at, "pass", "flip_share"], pa["flip_share"], _pct(pa["flip_share"])),
@@ -203,6 +247,8 @@ def probes_html(doc: Mapping[str, Any], *, judges: Sequence[str] = (), rubric: t
                 _cell("fail_to_pass", [*at, "pass", "fail_to_pass"], pa["fail_to_pass"], str(pa["fail_to_pass"])),
                 _cell("pass_to_fail", [*at, "pass", "pass_to_fail"], pa["pass_to_fail"], str(pa["pass_to_fail"])),
                 _cell("mcnemar_p", [*at, "pass", "mcnemar_p"], pa.get("mcnemar_p"), _p(pa.get("mcnemar_p"))),
+                _cell("mcnemar_p_adjusted", [*at, "pass", "mcnemar_p_adjusted"], pa.get("mcnemar_p_adjusted"),
+                      _p(pa.get("mcnemar_p_adjusted")) + _star(pa.get("mcnemar_p_adjusted"))),
                 _cell("unscored", [[*at, "unscored_baseline"], [*at, "unscored_probe"]],
                       [p["unscored_baseline"], p["unscored_probe"]],
                       f"{p['unscored_baseline']} / {p['unscored_probe']}")])
@@ -211,7 +257,8 @@ def probes_html(doc: Mapping[str, Any], *, judges: Sequence[str] = (), rubric: t
         crit = [[_cell("probe", ["probes", i, "probe"], p["probe"], p["probe"], text=True),
                  *(_cell(f"shift.{m}", ["probes", i, "shifts", m, "shift"], p["shifts"].get(m, {}).get("shift"),
                          shift_cell(p["shifts"].get(m, {}))) for m in metrics)] for i, p in enumerate(probes)]
-        out.append("<p><b>Shift of every criterion</b> (probe - unchanged, 95 % interval; * it excludes 0)</p>")
+        out.append("<p><b>Shift of every criterion</b> (probe - unchanged, 95 % interval; intervals only, not tests: "
+                   "the tests of overall, adjusted for multiple comparisons, are in the table above)</p>")
         out.append(_table(["probe", *metrics], crit, attrs=' class="probe-criteria"'))
     text = consistency_text(doc)
     if text:
@@ -225,6 +272,7 @@ def probes_html(doc: Mapping[str, Any], *, judges: Sequence[str] = (), rubric: t
                'appended (injection (any): the mean shift over phrasings, and the share of answers that some '
                'phrasing flips); image: the degraded image instead of the clean one. Shift: mean of probe - '
                'unchanged, 95 % percentile bootstrap over answers, Wilcoxon signed-rank (Pratt); flips: pass verdicts '
-               'that differ, McNemar exact test on their two directions. <span class="star">*</span> the interval '
-               'excludes 0.</p>')
+               'that differ, McNemar exact test on their two directions. <span class="star">*</span> adjusted p '
+               '&lt; 0.05 (on the interval of Δ overall: Wilcoxon p adj; on McNemar p adj); the intervals and p are '
+               f'not adjusted. {_e(doc.get("family"))}.</p>')
     return "".join(out)

@@ -9,7 +9,8 @@
 - :mod:`~judgekit.stats.agreement`: judge-human agreement (kappa, alpha, ICC, correlations at three levels,
   bootstrap, the inter-human ceiling, the report that picks statistics).
 
-May import :mod:`judgekit.io.records` and :mod:`judgekit.io.errors` only.
+May import :mod:`judgekit.io.records` and :mod:`judgekit.io.errors` only (and :mod:`judgekit._lazy`, which
+imports nothing).
 
 Besides those modules (and :mod:`~judgekit.stats.ppi`, :mod:`~judgekit.stats.paired_tests`, which
 :mod:`~judgekit.stats.passrate` and :mod:`~judgekit.stats.robustness` re-export), the main statistics are
@@ -42,8 +43,9 @@ itself imports neither numpy nor scipy:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from judgekit._lazy import lazy
 
 if TYPE_CHECKING:
     from judgekit.stats.aggregate import wilson_interval
@@ -157,15 +159,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public statistic from its module on first use (PEP 562), so that importing the package is cheap."""
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(source), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# __dir__ lists the public names (with what is already loaded)
+__getattr__, __dir__ = lazy(__name__, _SOURCES, globals())

@@ -1,5 +1,5 @@
 """Multiple-comparison control for the tables that show several tests at once (robustness, compare, the HTML
-report's breakdowns, the MCQ settings' gains).
+report's breakdowns, the MCQ settings' gains, the bias probes: :func:`judgekit.stats.probes.correct_probes`).
 
 Conventions:
 
@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ALPHA", "CORRECTIONS", "adjust_pvalues", "check_correction", "correct_rows", "correction_label",
            "family_text", "is_significant"]
@@ -53,6 +54,8 @@ def correction_label(method: str) -> str:
 
 def _holm(p: np.ndarray) -> np.ndarray:
     m = p.size
+    import numpy as np  # here, not at the top: check_correction runs at every judge command's start
+
     order = np.argsort(p, kind="mergesort")
     stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
     out = np.empty(m)
@@ -71,6 +74,8 @@ def adjust_pvalues(p: Sequence[float] | np.ndarray, method: str = "holm") -> np.
     ``ValueError`` for an unknown method or a p-value outside [0, 1].
     """
     method = check_correction(method)
+    import numpy as np
+
     arr = np.asarray(p, dtype=float).reshape(-1)
     out = np.full(arr.shape, math.nan)
     ok = ~np.isnan(arr)
@@ -111,6 +116,6 @@ def correct_rows(rows: Sequence[Any], method: str = "holm", *, p_field: str = "p
     rows with a p-value) and any ``extra`` fields set alike on every row (via :func:`dataclasses.replace`)."""
     method = check_correction(method)
     adj = adjust_pvalues([getattr(r, p_field) for r in rows], method)
-    size = int(np.sum(~np.isnan(adj)))
+    size = int(sum(not math.isnan(a) for a in adj))
     return [replace(r, **{adjusted_field: float(a), "correction": method, "family_size": size, **extra})
             for r, a in zip(rows, adj, strict=True)]

@@ -18,6 +18,11 @@ Conventions:
 - self-consistency (:func:`self_consistency`) is measured on the baseline re-sampled: per answer with at least
   two valid samples, the population standard deviation of each criterion across its samples (0 when they all
   agree), averaged over answers, and the share of answers whose samples do not all give the same pass verdict.
+- multiple comparisons (:func:`correct_probes`): the *family* is every test the probes table shows, i.e. per
+  probe row (pooled rows included) the Wilcoxon test of the shift of overall and McNemar's test of its pass
+  flips, each counted when it has a p-value (a pooled row has no McNemar test; a probe without pairs has
+  neither). The per-criterion shifts are described by their intervals only and are not in the family. The
+  adjusted p-values (Holm by default, :mod:`judgekit.stats.multiple`) star the verdicts (``p adj < 0.05``).
 
 These functions are pure (numbers in, numbers out); the judging is :mod:`judgekit.api.probe`.
 """
@@ -33,7 +38,8 @@ import numpy as np
 
 from judgekit.stats.paired_tests import PairedDifference, bootstrap_mean_ci, mcnemar_exact, paired_difference
 
-__all__ = ["Consistency", "ProbeShift", "pooled_shift", "probe_shift", "self_consistency"]
+__all__ = ["Consistency", "ProbeShift", "correct_probes", "pooled_shift", "probe_family_text", "probe_shift",
+           "self_consistency"]
 
 Scores = Mapping[str, float] | None  # a judgment's scores with "overall"; None: unscored
 
@@ -200,3 +206,51 @@ def self_consistency(samples: Sequence[Sequence[Scores]], passes: Sequence[Seque
     return Consistency(answers=len(samples), samples=asked, measured=len(flips), unscored_samples=unscored,
                        spread=spread, flip_share=share, flip_ci=(lo, hi),
                        identical_share=float(np.mean(identical)) if identical else math.nan)
+
+
+#: What the family of the probes' correction is, in words (the tables' captions and the JSON's ``family``).
+PROBE_FAMILY = ("every probe row's Wilcoxon test of the shift of overall and McNemar test of its pass flips, "
+                "those with a p-value; the per-criterion shifts are not tested")
+
+
+def probe_family_text(method: str, size: int) -> str:
+    """The sentence stating the correction of a probes run and its family (:func:`correct_probes`)."""
+    from judgekit.stats.multiple import family_text
+
+    return family_text(method, size, PROBE_FAMILY)
+
+
+def correct_probes(doc: Mapping[str, Any], method: str = "holm") -> dict[str, Any]:
+    """The probes document ``doc`` (the JSON of :meth:`judgekit.api.probe.ProbeReport.to_dict`; ``None`` or nan
+    where there is no p-value) with its p-values adjusted for multiple comparisons by ``method`` (``"holm"``,
+    ``"bh"`` or ``"none"``; :func:`judgekit.stats.multiple.adjust_pvalues`), the family being every probe's
+    ``shifts.overall.p_value`` and ``pass.mcnemar_p`` (see the module docstring). Sets on each probe
+    ``shifts.overall.p_adjusted`` and ``pass.mcnemar_p_adjusted`` (None without a test), and on the document
+    ``correction``, ``family_size`` (the tests in the family) and ``family`` (the sentence stating both).
+    ``doc`` is not changed (the probes and the dicts changed are copies)."""
+    from judgekit.stats.multiple import adjust_pvalues, check_correction
+
+    method = check_correction(method)
+
+    def num(x: Any) -> float:
+        return math.nan if x is None else float(x)
+
+    probes = [dict(p) for p in doc.get("probes") or []]
+    raw = []
+    for p in probes:
+        raw += [num((p.get("shifts") or {}).get("overall", {}).get("p_value")),
+                num((p.get("pass") or {}).get("mcnemar_p"))]
+    adj = adjust_pvalues(raw, method) if raw else np.array([])
+    size = int(np.sum(~np.isnan(adj)))
+
+    def out(x: float) -> float | None:
+        return None if math.isnan(x) else float(x)
+
+    for k, p in enumerate(probes):
+        shifts = dict(p.get("shifts") or {})
+        if "overall" in shifts:
+            shifts["overall"] = {**shifts["overall"], "p_adjusted": out(adj[2 * k])}
+        p["shifts"] = shifts
+        p["pass"] = {**(p.get("pass") or {}), "mcnemar_p_adjusted": out(adj[2 * k + 1])}
+    return {**doc, "probes": probes, "correction": method, "family_size": size,
+            "family": probe_family_text(method, size)}
