@@ -52,7 +52,7 @@ from typing import Any
 
 from human_study.store import Assignment, Item, StudyStore, new_key
 from judgekit.io.errors import JudgekitError
-from judgekit.io.records import Judgment, Response
+from judgekit.io.records import Judgment, Response, entry_name
 from judgekit.judging.rubric import Rubric
 
 #: The base URL printed in front of the link paths (replace it with the host and port the app is served at).
@@ -454,12 +454,14 @@ def create_study(results: str | Path, *, rubric: str | Path | Rubric, responses:
         raise JudgekitError(f"the results were not judged with this rubric: they have no score for "
                             f"{', '.join(missing)} (the rubric {rub.name!r} asks for {', '.join(rub.criterion_names)})",
                             field="--rubric")
-    by_key = {r.uid: r for r in read_responses(responses)}
+    # the model as the judgments name it: "MODEL [SETTING]" for an answer of a prompt setting (entry_name), so
+    # that the answers of several settings of one question stay apart and the ratings join the judgments
+    by_key = {(r.id, entry_name(r.model, r.setting), r.condition or ""): r for r in read_responses(responses)}
     for j in scored:
         if (j.id, j.model, j.condition or "") not in by_key:
             raise JudgekitError(f"the judged answer id={j.id!r} model={j.model!r} condition={j.condition!r} of "
-                                f"{results} is not in the responses file (matched on id, model, condition)",
-                                path=responses)
+                                f"{results} is not in the responses file (matched on id, model, condition and the "
+                                "prompt setting)", path=responses)
     gold_rows = read_gold(gold, rub) if gold is not None else []
     sample, strata = sample_judgments(scored, size, rub, seed)
     notes = []

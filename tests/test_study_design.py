@@ -14,7 +14,7 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-from study_fixtures import BASE, JUDGE, RESPONSES, make_gold, make_results
+from study_fixtures import BASE, JUDGE, RESPONSES, SAMPLE, make_gold, make_results, sample_responses
 
 from human_study.design import (
     add_raters,
@@ -312,3 +312,35 @@ def test_add_raters_shares_items_with_everyone_and_appends_links(tmp_path: Path)
         add_raters(folder, 1, overlap=2)
     with pytest.raises(JudgekitError, match="no study here"):
         add_raters(tmp_path / "nothing", 1)
+
+
+def test_create_keeps_the_answers_of_several_prompt_settings_apart(tmp_path: Path) -> None:
+    """One responses file with the same questions answered in 0-shot and 1-shot+ (judgekit generate --shots): the
+    judgments name the second "MODEL [1-shot+]", and each study item shows its own setting's answer."""
+    from judgekit.io.dataio import write_records
+    from judgekit.io.records import Judgment
+
+    rows = []
+    for r in sample_responses()[:12]:
+        for shots in ("0", "1+"):
+            rows.append({**r, "response": f"{r['response']} ({shots})",
+                         "images": [str(SAMPLE / p) for p in r.get("images", [])],
+                         "reference_images": [str(SAMPLE / p) for p in r.get("reference_images", [])],
+                         "meta": {"generation": {"model": r["model"], "shots": shots, "knowledge": False}}})
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    judged = [Judgment(id=r["id"], model=r["model"] + (" [1-shot+]" if r["meta"]["generation"]["shots"] == "1+"
+                                                       else ""),
+                       setting="1-shot+" if r["meta"]["generation"]["shots"] == "1+" else "0-shot",
+                       condition=r.get("condition"), category=r.get("category"), judge=JUDGE, status="scored",
+                       scores=dict.fromkeys(RUBRIC.criterion_names, 4.0), overall=4.0, passed=True,
+                       rubric="robustmad", rubric_version="1.0") for r in rows]
+    results = tmp_path / "results.jsonl"
+    write_records(results, judged)
+    create_study(results, rubric="robustmad", responses=responses, out=tmp_path / "study", raters=2, overlap=2,
+                 size=24, seed=1)
+    with StudyStore(tmp_path / "study", readonly=True) as store:
+        items = store.items()
+    assert len(items) == 24
+    for i in items:
+        assert i.response.endswith("(1+)" if i.model.endswith(" [1-shot+]") else "(0)"), (i.model, i.response)
