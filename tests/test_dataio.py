@@ -454,6 +454,22 @@ def test_write_jsonl_fast_path_keeps_nan_as_null_and_refuses_an_infinity(tmp_pat
     assert not bad.exists() and sorted(os.listdir(tmp_path)) == ["j.jsonl"]
 
 
+def test_write_jsonl_of_another_pydantic_model_keeps_the_careful_path(tmp_path: Path) -> None:
+    """A model without judgekit's ser_json_inf_nan would serialise an infinity as a silent null: it is written
+    the careful way."""
+    import math
+
+    from pydantic import BaseModel
+
+    class Row(BaseModel):
+        x: float
+
+    write_records(tmp_path / "ok.jsonl", [Row(x=1.5), Row(x=math.nan)])
+    assert (tmp_path / "ok.jsonl").read_text(encoding="utf-8") == '{"x": 1.5}\n{"x": null}\n'
+    with pytest.raises(ValueError, match="infinite number in field 'x'"):
+        write_records(tmp_path / "bad.jsonl", [Row(x=math.inf)])
+
+
 def test_write_csv_round_trip(tmp_path: Path) -> None:
     p = tmp_path / "j.csv"
     write_records(p, judgments())

@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Run as the console script (``argv`` None), an interrupted command ends with ``os._exit(130)`` once its
     output is flushed and its store closed: a local judge's scoring thread may still be inside the model, and
-    the interpreter's normal shutdown would wait for it or abort in it."""
+    the interpreter's normal shutdown would wait for it or abort in it. Any other command ends the same way,
+    with its own code, when :func:`_nothing_left_to_finish` says the shutdown would only free memory."""
     code = _main(argv)
     if argv is None and (code == EXIT_INTERRUPTED or _nothing_left_to_finish()):
         import os

@@ -393,7 +393,9 @@ def _jsonl(records: Iterable[BaseModel | dict[str, Any]]) -> bytes:
     from pydantic_core import to_json
 
     records = list(records)
-    if all(isinstance(r, BaseModel) for r in records):
+    # only models that write non-finite floats as strings (judgekit's records, nested ones included): another
+    # model's to_json would write NaN and infinity as a silent null
+    if all(isinstance(r, BaseModel) and r.model_config.get("ser_json_inf_nan") == "strings" for r in records):
         text = b"\n".join([to_json(r) for r in records]) + b"\n" if records else b""
         if b'"NaN"' not in text and b'Infinity"' not in text:
             return text
@@ -416,6 +418,7 @@ def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]
         text = _jsonl(records)  # every line before the file is opened: an infinity writes nothing
         rows: list[dict[str, Any]] = []
     else:
+        text = b""
         rows = [_json_safe(r.model_dump(mode="json") if isinstance(r, BaseModel) else r) for r in records]
     flat: list[dict[str, Any]] = []
     columns: list[str] = []
