@@ -318,7 +318,10 @@ def test_study_command_end_to_end(tmp_path: Path) -> None:
     assert "--size" in refused("study", "create", results, "--rubric", "robustmad", "--responses", RESPONSES,
                                "--out", new, "--raters", "2", "--size", "0")
     broken = tmp_path / "broken.jsonl"
-    broken.write_text(results.read_text().replace('"status": "scored"', '"status": "done"', 1))
+    lines = results.read_text().splitlines()
+    first = json.loads(lines[0])
+    assert first["status"] == "scored"
+    broken.write_text("\n".join([json.dumps({**first, "status": "done"}), *lines[1:]]) + "\n")
     assert f"{broken}:1: field 'status'" in refused("study", "create", broken, "--rubric", "robustmad",
                                                     "--responses", RESPONSES, "--out", new, "--raters", "2")
     assert not new.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".new.tmp")]
