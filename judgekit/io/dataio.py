@@ -384,22 +384,29 @@ def _json_line(record: BaseModel | dict[str, Any]) -> bytes:
     return (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def _jsonl(records: Iterable[BaseModel | dict[str, Any]]) -> bytes:
-    """The JSONL text of ``records``. Pydantic records are serialised by pydantic-core (``to_json``: 5x faster than
-    ``model_dump`` + ``json.dumps``, which made the write of a 50,000-judgment results file take longer than its
-    summary); a non-finite float comes out as the string ``"NaN"`` / ``"Infinity"`` there (the records'
-    ``ser_json_inf_nan``), and when the text holds such a string (a validated record holds no non-finite number;
-    a text field may say "NaN") every line is made again by :func:`_json_line`."""
+def _jsonl(records: Iterable[BaseModel | dict[str, Any]]) -> list[bytes]:
+    """The JSONL text of ``records``, as chunks to write in order. Pydantic records are serialised by pydantic-core
+    (``to_json``: 5x faster than ``model_dump`` + ``json.dumps``, which made the write of a 50,000-judgment results
+    file take longer than its summary); a non-finite float comes out as the string ``"NaN"`` / ``"Infinity"``
+    there (the records' ``ser_json_inf_nan``), and a line holding such a string (a validated record holds no
+    non-finite number; a text field may say "NaN") is made again by :func:`_json_line`. The lines and their
+    newlines are separate chunks: no copy of the whole text is made."""
     from pydantic_core import to_json
 
     records = list(records)
     # only models that write non-finite floats as strings (judgekit's records, nested ones included): another
     # model's to_json would write NaN and infinity as a silent null
-    if all(isinstance(r, BaseModel) and r.model_config.get("ser_json_inf_nan") == "strings" for r in records):
-        text = b"\n".join([to_json(r) for r in records]) + b"\n" if records else b""
-        if b'"NaN"' not in text and b'Infinity"' not in text:
-            return text
-    return b"".join([_json_line(r) for r in records])
+    if not all(isinstance(r, BaseModel) and r.model_config.get("ser_json_inf_nan") == "strings" for r in records):
+        return [_json_line(r) for r in records]
+    out: list[bytes] = []
+    newline = b"\n"
+    for r in records:
+        text = to_json(r)
+        if b'"NaN"' in text or b'Infinity"' in text:
+            out.append(_json_line(r))
+        else:
+            out += (text, newline)
+    return out
 
 
 def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]]) -> None:
@@ -415,10 +422,10 @@ def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]
     if suffix not in (".jsonl", ".ndjson", ".csv", ".parquet", ".pq"):
         raise JudgekitError(f"unknown output type '{suffix}' (use .jsonl, .csv or .parquet)", path=path)
     if suffix in (".jsonl", ".ndjson"):
-        text = _jsonl(records)  # every line before the file is opened: an infinity writes nothing
+        chunks = _jsonl(records)  # every line before the file is opened: an infinity writes nothing
         rows: list[dict[str, Any]] = []
     else:
-        text = b""
+        chunks = []
         rows = [_json_safe(r.model_dump(mode="json") if isinstance(r, BaseModel) else r) for r in records]
     flat: list[dict[str, Any]] = []
     columns: list[str] = []
@@ -432,7 +439,7 @@ def write_records(path: str | Path, records: Iterable[BaseModel | dict[str, Any]
     try:
         if suffix in (".jsonl", ".ndjson"):
             with os.fdopen(fd, "wb") as fh:
-                fh.write(text)
+                fh.writelines(chunks)
         else:
             if suffix == ".csv":
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:

@@ -87,8 +87,8 @@ def summarize(judgments: Iterable[Judgment], by: Sequence[str], criteria: Sequen
         scored = [j for j in js if j.status == "scored"]
         g = GroupSummary(key=key, n=len(js), scored=len(scored), unscored=len(js) - len(scored))
         if scored:
-            scores = [j.scores for j in scored]
-            g.means = {c: math.fsum([s[c] for s in scores]) / len(scored) for c in criteria}
+            scores = [j.scores for j in scored]  # each criterion's column read at C speed (map + itemgetter)
+            g.means = {c: math.fsum(map(operator.itemgetter(c), scores)) / len(scored) for c in criteria}
             overall = [j.overall for j in scored]
             if None in overall:  # Judgment validation forbids it; never average a gap as 0
                 raise ValueError("a scored judgment has no overall score")
