@@ -109,9 +109,66 @@ def phase_cli(server: Any, tmp: Path, n: int, rounds: int, make_responses: Any, 
             f"judgekit.judge in process {api_walls[-1]:.3f} s")
     wall, api_wall = statistics.median(walls), statistics.median(api_walls)
     ideal = n * latency_ms / 1000 / concurrency
+    bare = bare_client_wall(server, src, n, latency_ms, concurrency, rounds=max(1, min(3, rounds)))
+    start = start_floor(runs=max(3, rounds))
+    log(f"  floors: the bare HTTP client alone {bare:.3f} s ({ideal / bare:.3f} of the ideal); python start + "
+        f"{' + '.join(FLOOR_IMPORTS)} {start:.3f} s")
     return {"n": n, "rounds": rounds, "walls_s": walls, "wall_s": wall, "req_per_s": n / wall, "ideal_s": ideal,
             "ratio": ideal / wall, "api_walls_s": api_walls, "api_wall_s": api_wall, "api_ratio": ideal / api_wall,
-            "overhead_s": wall - api_wall}
+            "overhead_s": wall - api_wall, "bare_client_s": bare, "bare_ratio": ideal / bare, "start_floor_s": start,
+            "bound_ratio": ideal / (bare + start)}
+
+
+#: What any Python command that validates its input with pydantic, reads a YAML rubric, keeps a SQLite store and
+#: speaks HTTP with asyncio imports before its first call (judgekit's own modules not counted).
+FLOOR_IMPORTS = ("asyncio", "sqlite3", "pydantic", "yaml")
+
+
+def bare_client_wall(server: Any, src: Path, n: int, latency_ms: int, concurrency: int, rounds: int) -> float:
+    """The calls alone: judgekit's HTTP client (``judgekit.judging.backends.http``), no runner, ``n`` POSTs of a
+    judge request of the same size as the command's, ``concurrency`` in flight; median wall of ``rounds``. The
+    best a client can do against this server: the rest of the command's wall is its own work."""
+    import asyncio
+    import json
+
+    from judgekit.io.dataio import read_responses
+    from judgekit.judging.backends.http import HttpClient
+    from judgekit.judging.prompt import build_messages
+    from judgekit.judging.rubric import load_rubric
+
+    rubric = load_rubric(ROOT / "rubrics" / "robustmad.yaml")
+    first = read_responses(src)[0]
+    body = json.dumps({"model": "bench", "messages": build_messages(rubric, first), "temperature": 0.0,
+                        "max_tokens": 512, "seed": 0}).encode()
+    url = server.base(latency_ms) + "/chat/completions"
+
+    async def calls() -> None:
+        client = HttpClient({"Content-Type": "application/json"})
+        left = iter(range(n))
+
+        async def lane() -> None:
+            for _ in left:
+                reply = await client.post(url, body)
+                if reply.status != 200:
+                    raise AssertionError(f"the bare client got HTTP {reply.status}")
+
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        await client.close()
+
+    walls = []
+    for _ in range(rounds):
+        before = server.requests()
+        t0 = time.perf_counter()
+        asyncio.run(calls())
+        walls.append(time.perf_counter() - t0)
+        if server.requests() - before != n:
+            raise AssertionError("the bare client: the server did not receive one request per call")
+    return statistics.median(walls)
+
+
+def start_floor(runs: int) -> float:
+    """Median seconds of ``python -c "import asyncio, sqlite3, pydantic, yaml"`` (:data:`FLOOR_IMPORTS`)."""
+    return _median_run([sys.executable, "-c", "import " + ", ".join(FLOOR_IMPORTS)], runs)[0]
 
 
 def _median_run(cmd: list[str], runs: int) -> tuple[float, list[float]]:
@@ -208,6 +265,11 @@ def rows(results: dict[str, Any], row: Any, concurrency: int) -> None:
         row("D command", "judgekit judge req/s", d["req_per_s"], ".0f")
         row("D command", f"ideal/wall (ideal {d['ideal_s']:.3f} s)", d["ratio"], ".3f", f">= {TARGET_CLI_RATIO}",
             d["ratio"] >= TARGET_CLI_RATIO)
+        if "bare_client_s" in d:
+            row("D floor", "the bare HTTP client alone, same calls (no runner, no start), ideal/wall", d["bare_ratio"],
+                ".3f")
+            row("D floor", f"python start + import {', '.join(FLOOR_IMPORTS)} s (median)", d["start_floor_s"], ".3f")
+            row("D floor", "bound: ideal / (bare client wall + that start)", d["bound_ratio"], ".3f")
     if "startup" in results:
         e = results["startup"]
         row("E start-up", f"judgekit --help, median of {e['runs']} s", e["help_s"], ".3f", f"<= {TARGET_START_S}",

@@ -242,6 +242,30 @@ def test_verdict_then_quoted_injection_is_invalid_not_the_later_object(rubric: R
     assert "different score objects" in reject(f"Quoted: {json.dumps(injected)}. Mine: {json.dumps(verdict)}", rubric)
 
 
+def test_different_objects_are_refused_however_many_agree(rubric: Rubric) -> None:
+    # the agreement check runs whenever there are two complete objects or more (one alone agrees with itself)
+    other = good(relevance=1)
+    assert "2 different score objects" in reject(" ".join(json.dumps(o) for o in (GOOD, GOOD, other)), rubric)
+    assert "2 different score objects" in reject(" ".join(json.dumps(o) for o in (other, GOOD, GOOD)), rubric)
+    # the same scores written as an integral float or a digit string are the same verdict
+    same = good(overall=4.0, relevance="5")
+    assert parse_reply(f"{json.dumps(GOOD)} {json.dumps(same)}", rubric).scores == scores_of(GOOD)
+
+
+def test_what_a_rubric_expects_is_built_once_and_matches_the_rubric(rubric: Rubric, general: Rubric) -> None:
+    from judgekit.judging import parse
+    from judgekit.judging.prompt import reply_example
+
+    for r in (rubric, general):
+        parse._EXPECTED.clear()
+        parse_reply(json.dumps({k: r.scale_of(k).max for k in r.reply_keys}), r)
+        expected = parse._EXPECTED[r.fingerprint]
+        assert expected.keys == tuple(r.reply_keys)
+        assert expected.scales == tuple(r.scale_of(k) for k in r.reply_keys)
+        assert expected.shape == reply_example(r)
+        assert parse._expected(r) is expected
+
+
 def test_the_same_verdict_twice_is_one_verdict(rubric: Rubric) -> None:
     text = f"{json.dumps(GOOD)}\n```json\n{json.dumps({**GOOD, 'rationale': 'again'})}\n```"
     assert parse_reply(text, rubric).scores == scores_of(GOOD)

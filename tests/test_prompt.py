@@ -181,6 +181,27 @@ def test_no_examples_no_extra_turns(general: Rubric) -> None:
     assert len(build_messages(general, resp())) == 2
 
 
+def test_cached_few_shot_turns_equal_freshly_built_ones(robustmad: Rubric) -> None:
+    # the few-shot turns are built once per rubric (issue 17): every call gets the same messages as a fresh build
+    from judgekit.judging import prompt
+
+    first = build_messages(robustmad, resp())
+    second = build_messages(robustmad, resp(response="Another answer."))
+    prompt._SHOTS_CACHE.clear()
+    prompt._SYSTEM_CACHE.clear()
+    fresh = build_messages(robustmad, resp())
+    assert first == fresh
+    assert second[:-1] == fresh[:-1] and second[-1] != fresh[-1]
+    fresh_turns = [{"role": "user", "content": prompt._case_text(ex.question, ex.reference, ex.response)}
+                   for ex in robustmad.examples]
+    assert [m for m in fresh if m["role"] == "user"][:-1] == fresh_turns
+    # each call gets its own list and its own message dicts: a caller may append to or change them
+    assert first is not second and all(a is not b for a, b in zip(first, second, strict=True))
+    first[1]["content"] = "changed"
+    first.append({"role": "user", "content": "re-ask"})
+    assert build_messages(robustmad, resp()) == fresh
+
+
 # ---- images -------------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """What the ``judgekit`` command loads (issue 17): start-up commands load no heavy package, a judging run on the
 lean path loads neither numpy nor scipy (its summary's Wilson intervals are written out with the standard
-library), and the command's output is complete when it exits without the interpreter's teardown. Structural
+library) nor aiohttp, and the command's output is complete when it exits without the interpreter's teardown. Structural
 checks only: the timings belong to ``bench/bench_runner.py`` (phases D-F)."""
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def test_a_lean_judging_run_and_its_summary_load_neither_numpy_nor_scipy(tmp_pat
         code, loaded, err = _loaded_after(
             ["judge", str(src), "--rubric", "robustmad", "--judge", "openai/scripted", "--api-base",
              server.base_url, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "out.jsonl"),
-             "--no-progress"], HEAVY)
+             "--no-progress"], (*HEAVY, "aiohttp"))
     assert code == 0, err
-    assert loaded == []
+    assert loaded == []  # the lean path speaks HTTP through judgekit.judging.backends.http, not aiohttp
     assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 12
 
 

@@ -86,7 +86,7 @@ def add_judge_flags(j) -> None:  # type: ignore[no-untyped-def]
                    help="the servers of the (one) judge as a YAML list: '- api_base: URL' with optional rpm, tpm, "
                         "weight, max_concurrency per server (instead of --api-base)")
     j.add_argument("--backend", choices=["auto", "lean", "litellm"], default="auto",
-                   help="lean = pooled aiohttp client for OpenAI-compatible servers; auto picks lean when "
+                   help="lean = judgekit's own pooled HTTP client for OpenAI-compatible servers; auto picks lean when "
                         "--api-base is given with an openai/ model (default: auto)")
     j.add_argument("--api-key-env", metavar="VAR",
                    help="name of the environment variable holding the API key (the key is never written)")
@@ -158,19 +158,30 @@ class LazyConsole:
         return getattr(self.real(), name)
 
 
-def prefetch(*modules: str) -> None:
+def prefetch(*modules: str, after: Any = None, models: Sequence[str] = ()) -> None:
     """Import ``modules`` in a daemon thread: what a command needs only after its calls (rich's tables, the summary)
-    loads while the first calls are in flight, when the process would otherwise wait on the network. An import
-    that fails here is left to fail again, visibly, where the module is used."""
+    loads while the calls are in flight, when the process would otherwise wait on the network. With ``after`` (a
+    :class:`threading.Event`) the thread first waits for it and ~50 ms more: set when the calls start, so that the
+    imports do not take turns on the interpreter with the work before the first calls and the sending of the first
+    ones. ``models`` (``"module:Class"``, pydantic models built with ``defer_build``) then get their validators
+    built, so that the first of them made after the calls does not pay for it. An import that fails here is left to
+    fail again, visibly, where the module is used."""
     import importlib
     import threading
+    import time
 
     def load() -> None:
-        for name in modules:
-            try:
+        if after is not None:
+            after.wait()
+            time.sleep(0.05)
+        try:
+            for name in modules:
                 importlib.import_module(name)
-            except Exception:  # reported where it is imported for real
-                return
+            for qualified in models:
+                module, _, cls = qualified.partition(":")
+                getattr(importlib.import_module(module), cls).model_rebuild()
+        except Exception:  # reported where it is imported or used for real
+            return
 
     threading.Thread(target=load, name="judgekit-prefetch", daemon=True).start()
 
@@ -229,8 +240,10 @@ class ProgressBar:
     """A rich progress bar as the API's ``progress``: called with (done, total[, cost]); entered (shown) while
     the calls run."""
 
-    def __init__(self, label: str, console, *, disabled: bool, cost: bool = True) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, label: str, console, *, disabled: bool, cost: bool = True,  # type: ignore[no-untyped-def]
+                 started: Any = None) -> None:
         self.progress: Any = None
+        self.started = started  # a threading.Event set at the first call of the bar (the run has planned)
         if disabled:  # --no-progress: nothing to show, and rich.progress is not imported
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -250,6 +263,8 @@ class ProgressBar:
         self._update = _progress_callback(self.progress, task)
 
     def __call__(self, done: int, total: int, cost: float = 0.0) -> None:
+        if self.started is not None and not self.started.is_set():
+            self.started.set()
         if self.progress is not None:
             self._update(done, total, cost)
 

@@ -59,13 +59,19 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
+    import threading
+
     from judgekit.cli._common import LazyConsole, ProgressBar, prefetch
 
-    prefetch("rich.console", "rich.table", "judgekit.reporting.tables", "judgekit.stats.aggregate")
+    # what the summary needs loads while the calls are in flight (once the run reports its first progress: the
+    # calls are about to start), and so does the validator of the judgments assembled after them
+    calls_start = threading.Event()
+    prefetch("rich.console", "rich.table", "judgekit.reporting.tables", "judgekit.stats.aggregate",
+             after=calls_start, models=("judgekit.io.records:Judgment",))
     from judgekit.api import JudgingInterrupted, judge
 
     console = LazyConsole(stderr_console)
-    bar = ProgressBar("judging", console, disabled=args.no_progress)
+    bar = ProgressBar("judging", console, disabled=args.no_progress, started=calls_start)
     try:
         with warnings_printed(console):
             results = judge(args.responses, args.rubric, args.judge, store=args.store, out=args.out,

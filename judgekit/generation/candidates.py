@@ -154,7 +154,7 @@ class _Unit:
 
 def make_generation_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
     """The backend for a model under test: ``local/NAME`` runs in-process (text only), anything else goes
-    through the judges' backends (lean aiohttp or litellm)."""
+    through the judges' backends (lean HTTP client or litellm)."""
     if spec.model.startswith("local/"):
         from judgekit.judging.backends.local import LocalChatBackend
 

@@ -335,6 +335,8 @@ def _read_records(path: str | Path, cls: type[Item], required: tuple[str, ...], 
                     raise _error(path, where, f"a multiple-choice reference must be one of the option letters "
                                  f"{', '.join(letters)}, got {rec.reference!r}", "reference")
             for field in _LIST_FIELDS:
+                if not getattr(rec, field):
+                    continue
                 from judgekit.io.images import image_problem, resolve_image_path  # (kept local to this loop)
 
                 resolved = []

@@ -7,7 +7,8 @@ its reply, the crash-safe concurrent runner and the SQLite store of every call.
   :mod:`~judgekit.judging.control` (one call with retries; what a failed call means for the run; Ctrl-C) and
   :mod:`~judgekit.judging.claims` (runs sharing a store divide its keys), both shared with generation;
 - :mod:`~judgekit.judging.store` (one row per call, claims shared between processes);
-- :mod:`~judgekit.judging.backends`: the backend protocol and the lean (aiohttp), litellm and local backends.
+- :mod:`~judgekit.judging.backends`: the backend protocol and the lean (judgekit's own HTTP client), litellm and
+  local backends.
   The local backend adapts :mod:`judgekit.local` (the in-process model code); that package never imports
   back into the backends.
 

@@ -569,7 +569,7 @@ class BatchRunner(Runner):
             key=unit.key, attempt=attempt, status=status, response=self.responses[unit.ri], judge=spec.model,
             sample=unit.sample, reply=text, scores=scores, rationale=rationale, reason=reason, tokens_in=t_in,
             tokens_out=t_out, cost=cost, latency_s=0.0, temperature=spec.temperature, seed=seed,
-            settings=spec.identity(), rubric=self.rubric.name, rubric_version=self.rubric.version)
+            settings=self._settings_text(unit.ji), rubric=self.rubric.name, rubric_version=self.rubric.version)
         unit.stored.append(StoredCall(attempt, status, text, scores, rationale, reason, t_in, t_out, cost, 0.0))
 
 

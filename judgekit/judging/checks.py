@@ -31,14 +31,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from judgekit.io.records import CheckResult, Item
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_PATH_RE = re.compile(r"^(reference|question|category|dataset|meta(\.[^.\s]+)+)$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # the same pattern as the rubric's names: compiled once
 ITEM_PATHS = "reference, question, category, dataset or meta.KEY (nested: meta.a.b)"
 MAX_WINDOW = 8  # words in one identifier
 
 
+# The module's other regular expressions are compiled on first use (functools.cache): every judge run imports this
+# module through the rubric, and most rubrics have no checks.
+@functools.cache
+def _path_re() -> re.Pattern[str]:
+    return re.compile(r"^(reference|question|category|dataset|meta(\.[^.\s]+)+)$")
+
+
 def _valid_path(v: str) -> str:
-    if not _PATH_RE.match(v):
+    if not _path_re().match(v):
         raise ValueError(f"{v!r} is not an item field; use {ITEM_PATHS}")
     return v
 
@@ -89,7 +95,11 @@ class _CheckBase(BaseModel):
 
 
 # ---- identifier -------------------------------------------------------------------------------------------
-_SEP_RE = re.compile(r"[\s_\-\u2010-\u2015\u2212]+")
+@functools.cache
+def _sep_re() -> re.Pattern[str]:
+    return re.compile(r"[\s_\-\u2010-\u2015\u2212]+")
+
+
 _EDGE_PUNCT = "\"'`.,;:!?()[]{}<>«»“”‘’"
 
 
@@ -97,7 +107,7 @@ def normalise_identifier(text: str, *, ignore_leading_zeros: bool = False) -> st
     """The comparison form of an identifier: Unicode NFKC, upper case, separators (spaces, underscores, hyphens
     and dashes) removed; with ``ignore_leading_zeros`` each run of digits loses its leading zeros ("007" -> "7",
     "000" -> "0"). ``ACME-GEAR-2042``, ``acme gear 2042`` and ``Acme_Gear_2042`` all give ``ACMEGEAR2042``."""
-    parts = _SEP_RE.split(unicodedata.normalize("NFKC", text).upper())
+    parts = _sep_re().split(unicodedata.normalize("NFKC", text).upper())
     if ignore_leading_zeros:
         parts = [re.sub(r"\d+", lambda m: m.group().lstrip("0") or "0", p) for p in parts]
     return "".join(parts)
@@ -145,11 +155,19 @@ class IdentifierCheck(_CheckBase):
 
 
 # ---- numeric ----------------------------------------------------------------------------------------------
-_PLUSMINUS_RE = re.compile(r"\s*(?:±|\+\s*/\s*-|\+-)\s*\d+(?:\.\d+)?")
-_NUMBER_RE = re.compile(
-    r"(?:(?<![\w.])(?P<sign>[-+\u2212])(?=\d)|(?<![\w.\-\u2212/,]))"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
-    r"(?:\s?(?P<unit>°\s?[CFK]|[A-Za-zµμΩ°]+(?:\^?[23²³])?(?:/[A-Za-zµμΩ°]+(?:\^?[23²³])?)?|\"))?")
+@functools.cache
+def _plusminus_re() -> re.Pattern[str]:
+    return re.compile(r"\s*(?:±|\+\s*/\s*-|\+-)\s*\d+(?:\.\d+)?")
+
+
+@functools.cache
+def _number_re() -> re.Pattern[str]:
+    return re.compile(
+        r"(?:(?<![\w.])(?P<sign>[-+\u2212])(?=\d)|(?<![\w.\-\u2212/,]))"
+        r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+        r"(?:\s?(?P<unit>°\s?[CFK]|[A-Za-zµμΩ°]+(?:\^?[23²³])?(?:/[A-Za-zµμΩ°]+(?:\^?[23²³])?)?|\"))?")
+
+
 #: words pint reads as a unit that are far more often English ("5 in total", "10 at most", "3 a day")
 NOT_UNITS = frozenset({"a", "an", "and", "as", "at", "by", "in", "is", "it", "of", "on", "or", "to", "the", "per",
                        "for", "from", "with", "are", "be", "pi", "x"})
@@ -202,7 +220,7 @@ class NumericCheck(_CheckBase):
     @field_validator("unit")
     @classmethod
     def _unit(cls, v: str) -> str:
-        if _PATH_RE.match(v):
+        if _path_re().match(v):
             return v
         try:
             _parse_unit(v)
@@ -227,14 +245,14 @@ class NumericCheck(_CheckBase):
         ureg = units()
         expected = self._number(item, self.value, "value")
         tol = self._number(item, self.tolerance, "tolerance")
-        unit_text = str(item_value(item, self.unit)) if _PATH_RE.match(self.unit) else self.unit
+        unit_text = str(item_value(item, self.unit)) if _path_re().match(self.unit) else self.unit
         try:
             unit = _parse_unit(unit_text)
         except Exception:  # pint cannot read it
             raise _Missing(f"the item's unit {unit_text!r} is not a unit pint knows") from None
         compatible: list[tuple[float, str]] = []
         other: list[str] = []
-        for m in _NUMBER_RE.finditer(_PLUSMINUS_RE.sub("", text)):
+        for m in _number_re().finditer(_plusminus_re().sub("", text)):
             number = float(m.group("num").replace(",", "")) * (-1 if m.group("sign") in ("-", "\u2212") else 1)
             word = m.group("unit")
             quantity = None

@@ -202,8 +202,8 @@ async def call_with_retries(backend: Backend, req: ChatRequest, opt: RunOptions,
     (or the server's Retry-After, capped at ``opt.backoff_max``), behind the optional ``rpm``/``tpm`` limiters
     (see :func:`_limiter`). Raises :class:`TransientError` when every try failed, :class:`RunAborted` when
     ``health`` says nothing answers at all, and gives up early (TransientError) once ``stopped()``."""
-    est_tokens = sum(len(m["content"]) if isinstance(m["content"], str) else 1000
-                     for m in req.messages) // 4 + req.max_tokens
+    est_tokens = 0 if tpm is None else sum(len(m["content"]) if isinstance(m["content"], str) else 1000
+                                           for m in req.messages) // 4 + req.max_tokens  # for the tpm limiter only
     for attempt in range(opt.retries + 1):
         if rpm is not None:
             await rpm.acquire()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from judgekit.io.errors import JudgekitError
-from judgekit.judging.store import Store, _ro_uri
+from judgekit.judging.store import Store, _ro_uri, settings_text
 
 _CONTENT = ("status", "reply", "scores", "reason")  # what makes two rows of one (key, attempt) the same call
 MAX_CONFLICTS_LISTED = 20
@@ -88,17 +88,13 @@ class Identity:
         return not (self.fingerprints or self.rubrics or self.judges)
 
 
-def _settings_text(settings: dict[str, Any]) -> str:
-    return json.dumps(settings, sort_keys=True)  # exactly the ``settings`` column of Store.add_call
-
-
 def record_identity(store: Store, *, rubric_fingerprint: str, rubric_name: str, rubric_version: str,
                     prompt_version: str, judges: Iterable[dict[str, Any]]) -> None:
     """Write the identity rows of a run into ``store``'s meta table (idempotent; see the module docstring)."""
     rows = [(f"rubric:{rubric_fingerprint}",
              json.dumps({"name": rubric_name, "version": rubric_version, "prompt": prompt_version}, sort_keys=True))]
     for settings in judges:
-        text = _settings_text(settings)
+        text = settings_text(settings)  # exactly the ``settings`` column of Store.add_call
         rows.append((f"judge:{hashlib.sha256(text.encode()).hexdigest()}", text))
     db = store._db  # the store's own connection (autocommit); one statement, so one transaction
     db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", rows)

@@ -17,9 +17,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from judgekit.judging.prompt import reply_example
-from judgekit.judging.rubric import Rubric
+from judgekit.judging.rubric import Rubric, Scale
 
 _decoder = json.JSONDecoder()
+_INT_TEXT = re.compile(r"\s*-?\d+\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """What a rubric asks of a reply (the same for every reply: built once per rubric, by fingerprint)."""
+
+    keys: tuple[str, ...]  # the rubric's reply keys
+    scales: tuple[Scale, ...]  # the scale of each key
+    shape: dict[str, Any]  # the prompt's example shape (only compared, never changed)
+
+
+_EXPECTED: dict[str, _Expected] = {}
+
+
+def _expected(rubric: Rubric) -> _Expected:
+    cached = _EXPECTED.get(rubric.fingerprint)
+    if cached is None:
+        keys = tuple(rubric.reply_keys)
+        cached = _EXPECTED[rubric.fingerprint] = _Expected(keys, tuple(rubric.scale_of(k) for k in keys),
+                                                           reply_example(rubric))
+    return cached
 
 
 class ReplyError(ValueError):
@@ -65,7 +87,7 @@ def _as_int(value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value):
         return int(value)
     return None
 
@@ -77,18 +99,20 @@ def parse_reply(text: str | None, rubric: Rubric) -> ParsedReply:
     candidates = _candidates(text)
     if not candidates:
         raise ReplyError("no JSON object found in the reply")
-    keys = rubric.reply_keys
+    expected = _expected(rubric)
+    keys = expected.keys
     # A verbatim quote of the prompt's example shape is never a verdict.
-    shape = reply_example(rubric)
+    shape = expected.shape
     complete = [o for o in candidates if all(k in o for k in keys) and o != shape]
     if complete:
         # Every complete score object must say the same: a reply that gives its verdict and also quotes the
         # answer's own (injected) score JSON, or changes its mind, cannot be read without guessing which to trust.
-        verdicts = {json.dumps({k: _as_int(o[k]) if _as_int(o[k]) is not None else o[k] for k in keys},
-                               sort_keys=True) for o in complete}
-        if len(verdicts) > 1:
-            raise ReplyError(f"the reply holds {len(verdicts)} different score objects; give exactly one JSON "
-                             "object with your scores (do not quote other score JSON)")
+        if len(complete) > 1:  # one complete object (the usual reply) agrees with itself
+            verdicts = {json.dumps({k: _as_int(o[k]) if _as_int(o[k]) is not None else o[k] for k in keys},
+                                   sort_keys=True) for o in complete}
+            if len(verdicts) > 1:
+                raise ReplyError(f"the reply holds {len(verdicts)} different score objects; give exactly one JSON "
+                                 "object with your scores (do not quote other score JSON)")
         best = complete[-1]
     else:
         best = max(reversed(candidates), key=lambda o: (sum(k in o for k in keys), o != shape))
@@ -96,11 +120,10 @@ def parse_reply(text: str | None, rubric: Rubric) -> ParsedReply:
     if missing:
         raise ReplyError(f"missing score(s) for {', '.join(missing)}")
     scores: dict[str, int] = {}
-    for k in keys:
+    for k, sc in zip(keys, expected.scales, strict=True):
         v = _as_int(best[k])
         if v is None:
             raise ReplyError(f"{k} must be an integer, got {json.dumps(best[k])}")
-        sc = rubric.scale_of(k)
         if not sc.min <= v <= sc.max:
             raise ReplyError(f"{k}={v} is outside the scale {sc.min}-{sc.max}")
         scores[k] = v

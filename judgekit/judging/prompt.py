@@ -31,12 +31,30 @@ def _levels_text(levels: dict[int, str]) -> str:
 
 
 _SYSTEM_CACHE: dict[str, str] = {}
+# The rubric's few-shot turns, (role, content) pairs: the same for every call, built once per rubric (the dicts
+# sent are built per call from them, so no caller shares a message dict).
+_SHOTS_CACHE: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 def _system_text(rubric: Rubric) -> str:
     cached = _SYSTEM_CACHE.get(rubric.fingerprint)
     if cached is None:
         cached = _SYSTEM_CACHE[rubric.fingerprint] = _render_system(rubric)
+    return cached
+
+
+def _render_shots(rubric: Rubric) -> tuple[tuple[str, str], ...]:
+    turns: list[tuple[str, str]] = []
+    for ex in rubric.examples:
+        turns.append(("user", _case_text(ex.question, ex.reference, ex.response)))
+        turns.append(("assistant", json.dumps({**ex.scores, "rationale": ex.rationale})))
+    return tuple(turns)
+
+
+def _shot_turns(rubric: Rubric) -> tuple[tuple[str, str], ...]:
+    cached = _SHOTS_CACHE.get(rubric.fingerprint)
+    if cached is None:
+        cached = _SHOTS_CACHE[rubric.fingerprint] = _render_shots(rubric)
     return cached
 
 
@@ -132,12 +150,10 @@ def cloud_view_parts(clouds: list[str]) -> list[dict[str, Any]]:
 def build_messages(rubric: Rubric, response: Response, *, images: bool = True) -> list[Message]:
     """The chat messages for one judge call: a system message with the rubric, few-shot examples as
     earlier turns, then the case. With ``images`` the query images, then the reference images, then the rendered
-    views of each point cloud are attached to the last user message (OpenAI multimodal content parts)."""
+    views of each point cloud are attached to the last user message (OpenAI multimodal content parts). The system
+    text and the few-shot turns are built once per rubric; each call gets a list and message dicts of its own."""
     messages: list[Message] = [{"role": "system", "content": _system_text(rubric)}]
-    for ex in rubric.examples:
-        messages.append({"role": "user", "content": _case_text(ex.question, ex.reference, ex.response)})
-        reply = {**ex.scores, "rationale": ex.rationale}
-        messages.append({"role": "assistant", "content": json.dumps(reply)})
+    messages += [{"role": role, "content": content} for role, content in _shot_turns(rubric)]
     text = _case_text(response.question, response.reference, response.response)
     if rubric.checks and rubric.tell_judge_checks:  # fact checks: told in a delimited block, never scored
         from judgekit.judging.checks import checks_block, run_checks

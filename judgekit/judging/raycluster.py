@@ -161,6 +161,7 @@ class WarmUp(Runner):
     ``handed`` is set (from the main thread), starts no new call; the calls in flight finish and are stored.
     Its units are kept for the accounting; it assembles no judgments (the final pass does)."""
 
+    assemble_early = False
     handed: threading.Event
     units: list[_Unit]
     skipped: int  # samples handed over unjudged (settled for the runner, not judged: the progress leaves them out)

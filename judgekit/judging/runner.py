@@ -47,7 +47,7 @@ from judgekit.judging.merge import record_identity
 from judgekit.judging.parse import ReplyError, parse_reply
 from judgekit.judging.prompt import PROMPT_VERSION, build_messages, reask_message
 from judgekit.judging.rubric import Rubric
-from judgekit.judging.store import Store, StoredCall, call_key
+from judgekit.judging.store import Store, StoredCall, call_key, settings_text
 
 Reduce = Literal["mean", "median", "mode"]
 NOT_RUN_BUDGET = "not judged: the --max-cost budget was reached (re-run to continue)"
@@ -208,6 +208,8 @@ def _absorb_stored(unit: _Unit, reasks: int, start: int = 0, *, local: bool = Fa
 class Runner:
     """Judges ``responses`` with every judge in ``judges`` under ``rubric``; see :func:`run_judging`."""
 
+    assemble_early = True  # assemble each response's judgments as its last unit settles (see run)
+
     def __init__(self, responses: Sequence[Response], rubric: Rubric, judges: Sequence[JudgeSpec],
                  store: Store, options: RunOptions,
                  progress: Callable[[int, int, float], None] | None = None, *,
@@ -234,6 +236,9 @@ class Runner:
         self._rpm = _limiter(options.requests_per_minute)
         self._tpm = _limiter(options.tokens_per_minute)
         self._check_cache: dict[int, dict[str, Any]] = {}
+        self._settings_cache: dict[int, str] = {}
+        # judgments assembled during the run, by response index (see run); the raycluster warm-up assembles none
+        self._early: dict[int, tuple[list[Judgment], Judgment]] = {}
 
     # ---- planning ------------------------------------------------------------------------------------
     def _plan(self, keys: Sequence[str] | None = None) -> list[_Unit]:
@@ -337,7 +342,14 @@ class Runner:
             sample=unit.sample, reply=res.text, scores=scores, rationale=rationale, reason=reason,
             tokens_in=res.tokens_in, tokens_out=res.tokens_out, cost=res.cost, latency_s=res.latency_s,
             temperature=spec.temperature, seed=None if spec.seed is None else spec.seed + unit.sample,
-            settings=spec.identity(), rubric=self.rubric.name, rubric_version=self.rubric.version)
+            settings=self._settings_text(unit.ji), rubric=self.rubric.name, rubric_version=self.rubric.version)
+
+    def _settings_text(self, ji: int) -> str:
+        """The stored ``settings`` of judge ``ji``'s calls (its identity as JSON), computed once per run."""
+        text = self._settings_cache.get(ji)
+        if text is None:
+            text = self._settings_cache[ji] = settings_text(self.judges[ji].identity())
+        return text
 
     # ---- the whole run --------------------------------------------------------------------------------
     async def run(self) -> RunReport:
@@ -369,8 +381,18 @@ class Runner:
             self.report.calls_cached += len(calls) - known
             return unit.result is not None
 
+        # A response's judgments are assembled as soon as its last unit settles, while other calls are in flight
+        # (the event loop waits on the network most of the time), rather than all after the last call.
+        groups = self._groups(units)
+        left = Counter(u.ri for u in todo)
+        early = self._early = {}
+
         def settled(unit: _Unit) -> None:
             self._done += 1
+            if self.assemble_early:
+                left[unit.ri] -= 1
+                if not left[unit.ri]:
+                    early[unit.ri] = self._response_judgments(unit.ri, groups)
             if self.progress:
                 self.progress(self._done, total, self.report.cost)
 
@@ -520,17 +542,33 @@ class Runner:
             j.reason = f"panel: {len(scored)} of {len(members)} judges scored; {failed_text}"
         return j
 
-    def _assemble(self, units: list[_Unit]) -> list[Judgment]:
+    @staticmethod
+    def _groups(units: list[_Unit]) -> dict[tuple[int, int], list[_Unit]]:
+        """The units of each (response, judge), in sample order."""
         by: dict[tuple[int, int], list[_Unit]] = {}
         for u in units:
             by.setdefault((u.ri, u.ji), []).append(u)
+        return by
+
+    def _response_judgments(self, ri: int, groups: dict[tuple[int, int], list[_Unit]]) -> tuple[list[Judgment],
+                                                                                                  Judgment]:
+        """Response ``ri``'s judgment by each judge, and its final judgment (the panel's, with several judges)."""
+        resp = self.responses[ri]
+        members = [self._judgment(resp, spec, groups[(ri, ji)]) for ji, spec in enumerate(self.judges)]
+        return members, members[0] if len(members) == 1 else self._panel(resp, members)
+
+    def _assemble(self, units: list[_Unit]) -> list[Judgment]:
+        """Every response's judgment, in the responses' order (those assembled during :meth:`run` as their last
+        unit settled are taken as they are: a settled unit does not change)."""
+        groups = self._groups(units)
+        early, self._early = self._early, {}
         out: list[Judgment] = []
         per_judge: dict[str, list[Judgment]] = {s.model: [] for s in self.judges}
-        for ri, resp in enumerate(self.responses):
-            members = [self._judgment(resp, spec, by[(ri, ji)]) for ji, spec in enumerate(self.judges)]
+        for ri in range(len(self.responses)):
+            members, final = early.get(ri) or self._response_judgments(ri, groups)
             for m in members:
                 per_judge[m.judge].append(m)
-            out.append(members[0] if len(members) == 1 else self._panel(resp, members))
+            out.append(final)
         self.report.per_judge = per_judge
         return out
 

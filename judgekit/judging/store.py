@@ -155,6 +155,12 @@ def call_key(*, response: Response, judge_identity: dict[str, Any], rubric_finge
     return hashlib.sha256(_KEY_ENCODER.encode(doc).encode()).hexdigest()
 
 
+def settings_text(settings: dict[str, Any]) -> str:
+    """The ``settings`` column of a call: a judge's identity (:meth:`~judgekit.judging.backends.JudgeSpec.identity`)
+    as JSON with sorted keys. A run computes it once per judge and passes the text to :meth:`Store.add_call`."""
+    return json.dumps(settings, sort_keys=True)
+
+
 def cloud_key_fields(clouds: list[str]) -> dict[str, Any]:
     """What point clouds add to a call key: nothing without clouds (every earlier key stays the same), else the
     clouds' content hashes (``pc``) and the render settings' version (``pcr``), since the judge sees the views."""
@@ -447,15 +453,16 @@ class Store:
     def add_call(self, *, key: str, attempt: int, status: str, response: Response, judge: str, sample: int,
                  reply: str | None, scores: dict[str, int] | None, rationale: str | None, reason: str | None,
                  tokens_in: int, tokens_out: int, cost: float | None, latency_s: float,
-                 temperature: float | None, seed: int | None, settings: dict[str, Any], rubric: str,
+                 temperature: float | None, seed: int | None, settings: dict[str, Any] | str, rubric: str,
                  rubric_version: str) -> None:
-        """Insert one call and commit at once (autocommit mode)."""
+        """Insert one call and commit at once (autocommit mode). ``settings``: the judge's identity, as a dict or
+        as its :func:`settings_text` already (what the runner passes: computed once per judge)."""
         self._db.execute(
             "INSERT OR IGNORE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (key, attempt, status, response.id, response.model, response.condition, judge, sample, reply,
              json.dumps(scores) if scores is not None else None, rationale, reason, tokens_in, tokens_out,
-             cost, latency_s, temperature, seed, json.dumps(settings, sort_keys=True), rubric, rubric_version,
-             time.time()))
+             cost, latency_s, temperature, seed, settings if isinstance(settings, str) else settings_text(settings),
+             rubric, rubric_version, time.time()))
 
     def add_failure(self, *, key: str, response: Response, judge: str, reason: str) -> None:
         """Record a call that got no usable reply after all retries (not a finished call: a re-run retries it)."""

@@ -1,7 +1,8 @@
 """Judge backends: one small protocol, one file per backend.
 
-- :mod:`judgekit.judging.backends.openai_compat` (``lean``): one pooled aiohttp session to an OpenAI-compatible
-  server (vLLM, SGLang, llama.cpp, TGI, ...); ~0.4 ms of CPU per call, whole runner included.
+- :mod:`judgekit.judging.backends.openai_compat` (``lean``): kept-alive connections of judgekit's own HTTP/1.1
+  client (:mod:`judgekit.judging.backends.http`) to an OpenAI-compatible server (vLLM, SGLang, llama.cpp, TGI, ...);
+  ~0.5 ms of CPU per call, whole runner included.
 - :mod:`judgekit.judging.backends.litellm_backend` (``litellm``): any provider string litellm knows
   (``openai/...``, ``anthropic/...``, ``ollama/...``); ~4 ms of CPU per call, imported lazily.
 
@@ -229,22 +230,54 @@ def make_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
 
 
 @cache
-def _price_map() -> dict[str, Any]:
-    """litellm's bundled price map, read as a JSON file without importing litellm (which costs ~3 s)."""
+def _price_text() -> tuple[str, bool]:
+    """The text of litellm's bundled price map (a JSON file, read without importing litellm, which costs ~3 s;
+    empty when litellm is not installed or the file cannot be read), and whether it spells every string plainly:
+    no ``\\u`` or ``\\/`` escape, so that a key is in the file only if its :func:`json.dumps` form is."""
     spec = find_spec("litellm")
     if spec is None or not spec.origin:
-        return {}
+        return "", True
     path = Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return "", True
+    return text, _plain(text)
+
+
+def _plain(text: str) -> bool:
+    """Whether the JSON ``text`` has no ``\\u`` or ``\\/`` escape (each backslash begins an escape: a walk over
+    the few backslashes, much faster than two substring searches of the whole text)."""
+    i = text.find("\\")
+    while i != -1:
+        if text[i + 1:i + 2] in ("u", "/"):
+            return False
+        i = text.find("\\", i + 2)
+    return True
+
+
+@cache
+def _price_map() -> dict[str, Any]:
+    """litellm's bundled price map, parsed (~30 ms: only when a model's name occurs in it, see
+    :func:`price_per_token`); empty when it is missing or not JSON."""
+    text = _price_text()[0]
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
         return {}
 
 
 def price_per_token(model: str) -> tuple[float, float] | None:
-    """(input, output) USD per token from litellm's price map, or None when the model is not priced."""
+    """(input, output) USD per token from litellm's price map, or None when the model is not priced.
+
+    The map (3 MB) is parsed only when one of the names looked up occurs in its text as a JSON string: a model it
+    does not know (a local server's own name) costs a text search, not the parse."""
+    names = (model, model.split("/", 1)[-1])
+    text, plain = _price_text()
+    if plain and not any(json.dumps(name, ensure_ascii=False) in text for name in names):
+        return None
     prices = _price_map()
-    for name in (model, model.split("/", 1)[-1]):
+    for name in names:
         entry = prices.get(name)
         if entry and "input_cost_per_token" in entry:
             return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token", 0.0))

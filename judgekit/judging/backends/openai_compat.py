@@ -1,8 +1,9 @@
-"""The lean path: one pooled aiohttp session to an OpenAI-compatible ``/chat/completions`` endpoint.
+"""The lean path: kept-alive HTTP/1.1 connections (:mod:`judgekit.judging.backends.http`) to an
+OpenAI-compatible ``/chat/completions`` endpoint.
 
 Written by hand (not through litellm or the openai client) because those cost 2-4 ms of CPU per call,
-which caps a 2-core client near 240 calls/s; the whole runner on this path costs ~0.4 ms per call
-(bench/bench_runner.py).
+which caps a 2-core client near 240 calls/s; and on judgekit's own small HTTP client rather than aiohttp, which
+cost ~0.25 s to import and ~0.25 ms more CPU per call (bench/bench_runner.py, phases A and D).
 
 Several servers (``JudgeSpec.deployments``, or several ``--api-base`` for one judge) share the one session; each
 call goes to the least busy healthy server and a server whose call failed transiently is cooled down
@@ -12,12 +13,12 @@ raises :class:`TransientError`, and the runner's retry goes to another server.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import time
 from typing import Any
 
-import aiohttp
+from pydantic_core import to_json  # the request body: ~4x faster than json.dumps (bench/bench_runner.py)
 
 from judgekit.judging.backends import (
     SETUP_STATUS,
@@ -31,13 +32,15 @@ from judgekit.judging.backends import (
     rejects_response_format,
     response_format_body,
 )
+from judgekit.judging.backends.http import ConnectFailed, HttpClient, HttpFailure
 from judgekit.judging.backends.servers import Server, ServerPool
 
 _TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """The Retry-After header in seconds (header names are lower-cased by the HTTP client)."""
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -61,22 +64,21 @@ class OpenAICompatBackend:
             server.extra["url"] = server.dep.api_base.rstrip("/") + "/chat/completions"
         self._url = self.pool.servers[0].extra["url"]
         self._concurrency = concurrency
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
         self.formats = FormatNegotiator(spec.response_format)
         if spec.price_in is not None or spec.price_out is not None:
             self._prices: tuple[float, float] | None = ((spec.price_in or 0.0) / 1e6, (spec.price_out or 0.0) / 1e6)
         else:
             self._prices = price_per_token(self._wire_model)
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            headers = {"Content-Type": "application/json"}
+    def _get_client(self) -> HttpClient:
+        if self._client is None:
+            headers = {"Content-Type": "application/json", "User-Agent": "judgekit"}
             key = self.spec.api_key()
             if key:
                 headers["Authorization"] = f"Bearer {key}"
-            connector = aiohttp.TCPConnector(limit=max(self._concurrency, 1) + 4, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, headers=headers)
-        return self._session
+            self._client = HttpClient(headers, max_idle=max(self._concurrency, 1) + 4)
+        return self._client
 
     def _body(self, req: ChatRequest, fmt: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self._wire_model, "messages": req.messages,
@@ -117,18 +119,18 @@ class OpenAICompatBackend:
         return res
 
     async def _complete(self, req: ChatRequest, server: Server) -> ChatResult:
-        session = self._get_session()
+        client = self._get_client()
         url = server.extra["url"]
         start = time.perf_counter()
         try:
-            while True:
-                fmt = self.formats.current
-                async with session.post(url, data=json.dumps(self._body(req, fmt)),
-                                        timeout=aiohttp.ClientTimeout(total=req.timeout)) as resp:
-                    raw = await resp.read()
+            async with asyncio.timeout(req.timeout):
+                while True:
+                    fmt = self.formats.current
+                    resp = await client.post(url, to_json(self._body(req, fmt)))
                     if resp.status == 200:
+                        raw = resp.body
                         break
-                    detail = raw[:300].decode("utf-8", "replace")
+                    detail = resp.body[:300].decode("utf-8", "replace")
                     msg = f"HTTP {resp.status} from {url}: {detail}"
                     if rejects_response_format(resp.status, detail):
                         if self.formats.fall_back(fmt):
@@ -139,13 +141,10 @@ class OpenAICompatBackend:
                     raise PermanentError(msg, kind="setup" if resp.status in SETUP_STATUS else "request")
         except TimeoutError:
             raise TransientError(f"timed out after {req.timeout:g} s") from None
-        except aiohttp.ClientConnectorError as exc:  # nothing answered: refused, no route, unknown host
-            os_err = getattr(exc, "os_error", None)
-            errno = getattr(os_err, "errno", None)
-            reason = os.strerror(errno) if errno else (getattr(os_err, "strerror", None) or str(exc))
-            raise TransientError(f"connection error: {reason.lower()}", kind="connect") from None
-        except aiohttp.ClientError as exc:
-            raise TransientError(f"connection error: {type(exc).__name__}: {exc}") from None
+        except ConnectFailed as exc:  # nothing answered: refused, no route, unknown host, TLS refused
+            raise TransientError(f"connection error: {exc.reason}", kind="connect") from None
+        except HttpFailure as exc:
+            raise TransientError(f"connection error: {exc}") from None
         latency = time.perf_counter() - start
         try:
             data = json.loads(raw)
@@ -161,5 +160,6 @@ class OpenAICompatBackend:
                           finish_reason=choice.get("finish_reason"))
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
