@@ -523,3 +523,28 @@ def test_missing_api_key_variable_is_an_error(scripted_server: ScriptedServer, m
     assert scripted_server.requests == 0
     with Store(tmp_path / "s.db") as store:
         assert store.count() == 0
+
+
+def test_judgments_assembled_during_the_run_equal_those_assembled_after_it(
+        make_response: MakeResponse, tmp_path: Path) -> None:
+    """Each response's judgments are built as its last sample settles (Runner.assemble_early); with a panel, several
+    samples, re-asks and an unscored response they must be exactly what assembling after the run gives (each run
+    against a fresh scripted server: the server counts attempts per question)."""
+    responses = [scripted(make_response, "valid=4"), scripted(make_response, "malformed_then_valid,valid=2"),
+                 scripted(make_response, "byseed"), scripted(make_response, "malformed")]
+
+    class AfterTheRun(Runner):
+        assemble_early = False
+
+    def judgments(cls: type[Runner], store: Path) -> list[dict[str, Any]]:
+        with ScriptedServer() as server, Store(store) as st:
+            specs = [judge(server, "lean", "openai/a"), judge(server, "lean", "openai/b")]
+            report = cls(responses, RUBRIC, specs, st, RunOptions(samples=3, **FAST)).run_sync()
+        assert report.calls_made > 0  # judged now, not read from a store
+        return [{**j.model_dump(exclude={"latency_s", "panel"}),
+                 "panel": [m.model_dump(exclude={"latency_s"}) for m in j.panel or []]} for j in report.judgments]
+
+    early = judgments(Runner, tmp_path / "early.sqlite")
+    late = judgments(AfterTheRun, tmp_path / "late.sqlite")
+    assert early == late
+    assert [j["status"] for j in early] == ["scored", "scored", "scored", "unscored"]

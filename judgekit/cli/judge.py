@@ -61,13 +61,13 @@ def add_parser(sub) -> None:  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     import threading
 
-    from judgekit.cli._common import LazyConsole, ProgressBar, prefetch
+    from judgekit.cli._common import LazyConsole, ProgressBar, prefetch, warm_rich
 
     # what the summary needs loads while the calls are in flight (once the run reports its first progress: the
-    # calls are about to start), and so does the validator of the judgments assembled after them
+    # calls are about to start), and so do the judgments' validator and rich's first-render costs
     calls_start = threading.Event()
     prefetch("rich.console", "rich.table", "judgekit.reporting.tables", "judgekit.stats.aggregate",
-             after=calls_start, models=("judgekit.io.records:Judgment",))
+             "judgekit.api.reports", after=calls_start, models=("judgekit.io.records:Judgment",), then=warm_rich)
     from judgekit.api import JudgingInterrupted, judge
 
     console = LazyConsole(stderr_console)

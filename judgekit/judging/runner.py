@@ -560,12 +560,16 @@ class Runner:
     def _assemble(self, units: list[_Unit]) -> list[Judgment]:
         """Every response's judgment, in the responses' order (those assembled during :meth:`run` as their last
         unit settled are taken as they are: a settled unit does not change)."""
-        groups = self._groups(units)
+        groups: dict[tuple[int, int], list[_Unit]] | None = None  # built only if some response needs it
         early, self._early = self._early, {}
         out: list[Judgment] = []
         per_judge: dict[str, list[Judgment]] = {s.model: [] for s in self.judges}
         for ri in range(len(self.responses)):
-            members, final = early.get(ri) or self._response_judgments(ri, groups)
+            done = early.get(ri)
+            if done is None:
+                groups = groups or self._groups(units)
+                done = self._response_judgments(ri, groups)
+            members, final = done
             for m in members:
                 per_judge[m.judge].append(m)
             out.append(final)
