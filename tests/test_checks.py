@@ -124,6 +124,15 @@ def test_numeric_no_number_conflict_and_incompatible_units() -> None:
     assert inwords.passed  # "in" is never read as inch
 
 
+def test_numeric_reason_shows_the_conversion_only_when_there_is_one() -> None:
+    same = BORE.evaluate(resp(""), "The bore is 10.2 mm.")
+    assert not same.passed and same.reason.startswith("10.2 mm, outside 10")  # not "10.2 mm = 10.2 mm"
+    other = BORE.evaluate(resp(""), "The bore is 1.02 cm.")
+    assert not other.passed and other.reason.startswith("1.02 cm = 10.2 mm, outside 10")
+    spaced = BORE.evaluate(resp(""), "The bore is 10.01mm.")
+    assert spaced.passed and spaced.reason.startswith("10.01mm, within 10")
+
+
 # ---- set --------------------------------------------------------------------------------------------------
 
 COMPONENTS = SetCheck(name="c", type="set", required="meta.components", forbidden="meta.forbidden_components",

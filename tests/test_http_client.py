@@ -101,6 +101,23 @@ def test_content_length_reply_and_connection_reuse() -> None:
     run(main())
 
 
+def test_credentials_in_the_url_are_sent_as_basic_auth_unless_a_key_is_given() -> None:
+    async def main() -> list[bytes]:
+        async with RawServer(lambda n, req: ok()) as srv:
+            url = srv.url().replace("://", "://us%40er:p%3Ass@")
+            plain, keyed = HttpClient({}), HttpClient({"Authorization": "Bearer k"})
+            await plain.post(url, b"{}")
+            await keyed.post(url, b"{}")
+            await plain.close()
+            await keyed.close()
+        return srv.requests
+
+    first, second = run(main())
+    assert b"Authorization: Basic dXNAZXI6cDpzcw==\r\n" in first  # base64 of "us@er:p:ss"
+    assert b"Authorization: Bearer k\r\n" in second and b"Basic" not in second
+    assert b"Host: 127.0.0.1:" in first and b"us%40er" not in first
+
+
 def test_chunked_reply_with_extensions_and_trailers_delivered_piece_by_piece() -> None:
     body = b'{"choices": [1, 2, 3]}'
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"5;ext=1\r\n" + body[:5] + b"\r\n"

@@ -477,3 +477,15 @@ def test_browser_renders_plots_and_images(browsed: dict[str, Any]) -> None:
 
     shot = cv2.imread(str(browsed["screenshot"]))
     assert shot is not None and shot.shape[1] == 1280 and shot.shape[0] > 2000  # the whole page, unfolded
+
+
+def test_a_header_sits_left_over_a_column_of_text_cells() -> None:
+    """Headers align like their columns: left over the leading text columns and over a column of text cells (a note,
+    a test's name), right over numbers."""
+    from judgekit.reporting.html import _cell, _table
+
+    rows = [["m1", _cell("n", 3, "3"), _cell("note", "fine", "fine", text=True)],
+            ["m2", _cell("n", 4, "4"), _cell("note", "late", "late", text=True)]]
+    html = _table(["model", "n", "note"], rows)
+    assert "<th class=t>model</th><th>n</th><th class=t>note</th>" in html
+    assert _table(["model", "n"], [["m1", "3"]]).count("<th class=t>") == 1

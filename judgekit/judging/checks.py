@@ -282,9 +282,12 @@ class NumericCheck(_CheckBase):
             return False, shown, f"conflicting values: {shown} (expected {want})"
         value, shown = compatible[0]
         slack = 1e-9 * max(1.0, abs(expected), tol)  # exactly at the tolerance passes despite float rounding
+        converted = f"{_fmt(value)} {unit_text}"
+        # the value in the expected unit, unless the answer wrote it that way already ("25.1 mm", not "= 25.1 mm")
+        said = shown if shown.replace(" ", "") == converted.replace(" ", "") else f"{shown} = {converted}"
         if abs(value - expected) <= tol + slack:
-            return True, shown, f"{shown} = {_fmt(value)} {unit_text}, within {want}"
-        return False, shown, f"{shown} = {_fmt(value)} {unit_text}, outside {want}"
+            return True, shown, f"{said}, within {want}"
+        return False, shown, f"{said}, outside {want}"
 
 
 # ---- set --------------------------------------------------------------------------------------------------

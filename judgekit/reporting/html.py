@@ -93,9 +93,13 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, text_columns
     """A table of already escaped cells (``<td>...`` strings or plain escaped text)."""
     # headers wrap at spaces, and after the underscores of criterion names (technical_accuracy)
     labels = [_e(h).replace("_", "_<wbr>").replace(" %", "&nbsp;%") for h in header]
-    head = "".join(f'<th{" class=t" if i < text_columns else ""}>{h}</th>' for i, h in enumerate(labels))
+    all_rows = [list(r) for r in rows]
+    # a header sits like its column: left over the leading text columns and over any column of text cells
+    # (``_cell(..., text=True)``: a note, a test's name, the most frequent failure), right over numbers
+    text = set(range(text_columns)) | {i for r in all_rows for i, c in enumerate(r) if c.startswith('<td class="t"')}
+    head = "".join(f'<th{" class=t" if i in text else ""}>{h}</th>' for i, h in enumerate(labels))
     body = []
-    for row in rows:
+    for row in all_rows:
         cells = [c if c.startswith("<td") else f'<td{" class=t" if i < text_columns else ""}>{c}</td>'
                  for i, c in enumerate(row)]
         body.append("<tr>" + "".join(cells) + "</tr>")

@@ -7,8 +7,8 @@ import, and ~0.39 ms of CPU per call against ~0.13 ms here (2,000 calls to the l
 ``bench/bench_runner.py``, 64 in flight). What it does:
 
 - ``http://`` and ``https://`` (certificates verified with :func:`ssl.create_default_context`, which honours
-  ``SSL_CERT_FILE``/``SSL_CERT_DIR``); IPv4, IPv6 and host names; no proxies (as aiohttp without
-  ``trust_env``).
+  ``SSL_CERT_FILE``/``SSL_CERT_DIR``); IPv4, IPv6 and host names; credentials in the URL sent as HTTP Basic
+  (unless an ``Authorization`` header is given); no proxies (as aiohttp without ``trust_env``).
 - Keep-alive: a connection returns to its server's idle list after a complete response unless the server said
   ``Connection: close`` (or spoke HTTP/1.0 without keep-alive); an idle connection the server has closed
   meanwhile is dropped, never reused. One request at a time per connection (no pipelining); the number of
@@ -255,6 +255,13 @@ class _Origin:
         host = f"[{self.host}]" if ":" in self.host else self.host
         if parts.port is not None and parts.port != (443 if self.tls else 80):
             host += f":{parts.port}"
+        if parts.username is not None and not any(k.lower() == "authorization" for k in headers):
+            # credentials in the URL (http://user:password@host/v1) are sent as HTTP Basic, as aiohttp did
+            import base64
+            from urllib.parse import unquote
+
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers = {**headers, "Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
         lines = [f"POST {self.path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
         self.head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self.idle: list[_Connection] = []

@@ -5,7 +5,7 @@ Written by hand (not through litellm or the openai client) because those cost 2-
 which caps a 2-core client near 240 calls/s; and on judgekit's own small HTTP client rather than aiohttp, which
 cost ~0.25 s to import and ~0.25 ms more CPU per call (bench/bench_runner.py, phases A and D).
 
-Several servers (``JudgeSpec.deployments``, or several ``--api-base`` for one judge) share the one session; each
+Several servers (``JudgeSpec.deployments``, or several ``--api-base`` for one judge) share the one client; each
 call goes to the least busy healthy server and a server whose call failed transiently is cooled down
 (:class:`~judgekit.judging.backends.servers.ServerPool`; the rules are in that module). The failed call still
 raises :class:`TransientError`, and the runner's retry goes to another server.
