@@ -160,6 +160,8 @@ def test_deployments_file(tmp_path: Path) -> None:
     ("- api_base: http://a/v1\n  rpm: lots\n", 2, "rpm must be a positive number"),
     ("- api_base: http://a/v1\n- rpm: 5\n", 2, "api_base is missing"),
     ("- api_base: ftp://a/v1\n", 1, "must start with http"),
+    ("- api_base: http:///v1\n", 1, "api_base has no host"),
+    ("- api_base: http://a:99999/v1\n", 1, "api_base has a bad port"),
     ("- api_base: http://a/v1\n- api_base: http://a/v1/\n", 2, "already server 1"),
     ("api_base: http://a/v1\n", 1, "expected a non-empty YAML list"),
     ("- api_base: [unclosed\n", 2, "invalid YAML"),
@@ -308,3 +310,14 @@ def test_cli_bad_deployments_file_exit_2(tmp_path: Path) -> None:
     assert f"{dep}:2" in flat(r.stderr) and "max_concurrency" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "s.sqlite").exists() and not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(("base", "words"), [("ftp://127.0.0.1/v1", "must start with http"),
+                                             ("http:///v1", "has no host"), ("http://127.0.0.1:70000/v1", "bad port")])
+def test_a_bad_api_base_is_refused_before_anything_is_written(tmp_path: Path, base: str, words: str) -> None:
+    """One --api-base is checked like a deployments file's servers: exit 2 naming the flag, no store, no results."""
+    data = write_jsonl(tmp_path / "r.jsonl", rows(1, "badbase"))
+    r = jk("judge", data, "--rubric", RUBRIC, "--judge", JUDGE, "--api-base", base, "--store", tmp_path / "s.sqlite",
+           "--out", tmp_path / "out.jsonl", "--no-progress")
+    assert r.returncode == 2 and "--api-base" in r.stderr and words in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "s.sqlite").exists() and not (tmp_path / "out.jsonl").exists()

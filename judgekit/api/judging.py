@@ -359,6 +359,9 @@ def judge_specs(judges: Sequence[str], *, api_base: Sequence[str], backend: str,
         servers = [deployment_of(b, f"--api-base {i + 1}") for i, b in enumerate(bases)]
         check_distinct(servers)
         bases = [servers[0].api_base]
+    else:  # one server per judge (or one for all): each URL checked as a server's is, before anything is made
+        bases = [deployment_of(b, "--api-base" if len(bases) == 1 else f"--api-base {i + 1}").api_base
+                 for i, b in enumerate(bases)]
     if len(bases) not in (0, 1, len(judges)):
         raise JudgekitError(f"give one --api-base for all judges or one per --judge ({len(judges)}); several "
                             "servers of one judge need that judge alone (or --deployments)", field="--api-base")

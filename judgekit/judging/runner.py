@@ -383,7 +383,7 @@ class Runner:
 
         # A response's judgments are assembled as soon as its last unit settles, while other calls are in flight
         # (the event loop waits on the network most of the time), rather than all after the last call.
-        groups = self._groups(units)
+        groups = self._groups(units) if todo and self.assemble_early else {}  # a re-run from the store: none
         left = Counter(u.ri for u in todo)
         early = self._early = {}
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from judgekit.io.errors import JudgekitError
 from judgekit.io.redact import mask_url
@@ -61,6 +62,15 @@ def _check_base(value: Any, where: str, *, path: Path | None = None, line: int |
     if not value.startswith(("http://", "https://")):
         raise JudgekitError(f"{where}: api_base must start with http:// or https://, got {mask_url(value)!r}",
                             path=path, line=line, field=None if path else "--api-base")
+    parts = urlsplit(value.strip())
+    try:
+        problem = None if parts.hostname else "has no host"
+        parts.port  # noqa: B018 - reading it checks it (a port out of range or not a number raises)
+    except ValueError:
+        problem = "has a bad port"
+    if problem:
+        raise JudgekitError(f"{where}: api_base {problem}: {mask_url(value)!r}", path=path, line=line,
+                            field=None if path else "--api-base")
     return value.strip()
 
 
