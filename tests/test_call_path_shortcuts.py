@@ -88,7 +88,7 @@ def test_price_lookup_equals_the_full_parse(model: str) -> None:
     ('{"a": 1}', True), ('{"a\\\\b": 1}', True), ('{"a\\"b": 1}', True), ('{"a\\u002db": 1}', False),
     ('{"a\\/b": 1}', False), ('{"a\\\\u": 1}', True), ('{"a\\\\\\/": 1}', False), ('{"a": "\\\\"}', True)])
 def test_plain_spelling(text: str, plain: bool) -> None:
-    assert backends._plain(text) is plain
+    assert backends._plain(text.encode()) is plain
     assert json.loads(text)  # every case is valid JSON
 
 
@@ -98,16 +98,22 @@ def test_price_map_is_parsed_only_when_a_name_occurs(monkeypatch: pytest.MonkeyP
     def no_parse() -> dict[str, Any]:
         raise AssertionError("the map was parsed for a name it does not hold")
 
-    monkeypatch.setattr(backends, "_price_text", lambda: (text, True))
+    monkeypatch.setattr(backends, "_price_text", lambda: (text.encode(), True))
     monkeypatch.setattr(backends, "_price_map", no_parse)
     assert price_per_token("openai/unknown") is None
     monkeypatch.setattr(backends, "_price_map", lambda: json.loads(text))
     assert price_per_token("openai/known-model") == (1e-6, 2e-6)
     # a file that spells strings with \u escapes is always parsed: the plain search could miss a key
     escaped = '{"known\\u002dmodel": {"input_cost_per_token": 1e-06}}'
-    monkeypatch.setattr(backends, "_price_text", lambda: (escaped, False))
+    monkeypatch.setattr(backends, "_price_text", lambda: (escaped.encode(), False))
     monkeypatch.setattr(backends, "_price_map", lambda: json.loads(escaped))
     assert price_per_token("known-model") == (1e-6, 0.0)
+    # the search is on the file's UTF-8 bytes: a name outside ASCII is found as its bytes
+    accented = json.dumps({"modèle-ü": {"input_cost_per_token": 3e-6}}, ensure_ascii=False)
+    monkeypatch.setattr(backends, "_price_text", lambda: (accented.encode(), True))
+    monkeypatch.setattr(backends, "_price_map", lambda: json.loads(accented))
+    assert price_per_token("x/modèle-ü") == (3e-6, 0.0)
+    assert price_per_token("x/modèle-u") is None
 
 
 # ---- the settings column -------------------------------------------------------------------------------------

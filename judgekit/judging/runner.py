@@ -47,7 +47,7 @@ from judgekit.judging.merge import record_identity
 from judgekit.judging.parse import ReplyError, parse_reply
 from judgekit.judging.prompt import PROMPT_VERSION, build_messages, reask_message
 from judgekit.judging.rubric import Rubric
-from judgekit.judging.store import Store, StoredCall, call_key, settings_text
+from judgekit.judging.store import Store, StoredCall, call_keys, settings_text
 
 Reduce = Literal["mean", "median", "mode"]
 NOT_RUN_BUDGET = "not judged: the --max-cost budget was reached (re-run to continue)"
@@ -249,13 +249,12 @@ class Runner:
         fp, rv = self.rubric.fingerprint, self.rubric.version
         given = iter(keys) if keys is not None else None
         for ji, spec in enumerate(self.judges):
-            ident = spec.identity()
+            key_of = call_keys(judge_identity=spec.identity(), rubric_fingerprint=fp, rubric_version=rv,
+                               prompt_version=PROMPT_VERSION)
             local = spec.model.startswith("local/")
             for ri, resp in enumerate(self.responses):
                 for s in range(self.opt.samples):
-                    key = next(given) if given is not None else call_key(
-                        response=resp, judge_identity=ident, rubric_fingerprint=fp, rubric_version=rv,
-                        prompt_version=PROMPT_VERSION, sample=s)
+                    key = next(given) if given is not None else key_of(resp, s)
                     unit = _Unit(ri=ri, ji=ji, sample=s, key=key, stored=stored.get(key, []))
                     _absorb_stored(unit, self.opt.reasks, local=local)
                     units.append(unit)

@@ -230,40 +230,41 @@ def make_backend(spec: JudgeSpec, *, concurrency: int) -> Backend:
 
 
 @cache
-def _price_text() -> tuple[str, bool]:
-    """The text of litellm's bundled price map (a JSON file, read without importing litellm, which costs ~3 s;
-    empty when litellm is not installed or the file cannot be read), and whether it spells every string plainly:
-    no ``\\u`` or ``\\/`` escape, so that a key is in the file only if its :func:`json.dumps` form is."""
+def _price_text() -> tuple[bytes, bool]:
+    """The bytes of litellm's bundled price map (a UTF-8 JSON file, read without importing litellm, which costs
+    ~3 s; empty when litellm is not installed or the file cannot be read), and whether it spells every string
+    plainly: no ``\\u`` or ``\\/`` escape, so that a key is in the file only if the UTF-8 bytes of its
+    :func:`json.dumps` form are (searched as bytes: decoding the 3 MB cost more than the searches)."""
     spec = find_spec("litellm")
     if spec is None or not spec.origin:
-        return "", True
+        return b"", True
     path = Path(spec.origin).parent / "model_prices_and_context_window_backup.json"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except OSError:
-        return "", True
+        return b"", True
     return text, _plain(text)
 
 
-def _plain(text: str) -> bool:
+def _plain(text: bytes) -> bool:
     """Whether the JSON ``text`` has no ``\\u`` or ``\\/`` escape (each backslash begins an escape: a walk over
     the few backslashes, much faster than two substring searches of the whole text)."""
-    i = text.find("\\")
+    i = text.find(b"\\")
     while i != -1:
-        if text[i + 1:i + 2] in ("u", "/"):
+        if text[i + 1:i + 2] in (b"u", b"/"):
             return False
-        i = text.find("\\", i + 2)
+        i = text.find(b"\\", i + 2)
     return True
 
 
 @cache
 def _price_map() -> dict[str, Any]:
     """litellm's bundled price map, parsed (~30 ms: only when a model's name occurs in it, see
-    :func:`price_per_token`); empty when it is missing or not JSON."""
+    :func:`price_per_token`); empty when it is missing, not UTF-8 or not JSON."""
     text = _price_text()[0]
     try:
-        return json.loads(text) if text else {}
-    except json.JSONDecodeError:
+        return json.loads(text.decode("utf-8")) if text else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
 
 
@@ -274,7 +275,7 @@ def price_per_token(model: str) -> tuple[float, float] | None:
     does not know (a local server's own name) costs a text search, not the parse."""
     names = (model, model.split("/", 1)[-1])
     text, plain = _price_text()
-    if plain and not any(json.dumps(name, ensure_ascii=False) in text for name in names):
+    if plain and not any(json.dumps(name, ensure_ascii=False).encode() in text for name in names):
         return None
     prices = _price_map()
     for name in names:
