@@ -86,3 +86,32 @@ def test_the_console_script_exits_fast_with_everything_written(tmp_path: Path) -
 
     with sqlite3.connect(tmp_path / "s.sqlite") as db:
         assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == 40 == requests
+
+
+def _plugin_probe(env_value: str | None) -> dict[str, object]:
+    """In a fresh interpreter: :func:`judgekit.cli._skip_pydantic_plugin_loader` under ``env_value``, then a model
+    built and used; whether ``importlib.metadata`` was loaded, what ``get_plugins`` returned, the validation."""
+    probe = ("import json, os, sys\nfrom judgekit.cli import _skip_pydantic_plugin_loader\n"
+             "_skip_pydantic_plugin_loader()\nfrom pydantic import BaseModel, ValidationError\n"
+             "class M(BaseModel):\n    x: int\n"
+             "from pydantic.plugin._loader import get_plugins\n"
+             "try:\n    M(x='no')\n    refused = False\nexcept ValidationError:\n    refused = True\n"
+             "print(json.dumps({'metadata': 'importlib.metadata' in sys.modules, 'plugins': list(get_plugins()),"
+             " 'x': M(x='3').x, 'refused': refused}))")
+    env = {k: v for k, v in _env().items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if env_value is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = env_value
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+def test_disabled_pydantic_plugins_skip_the_plugin_loader() -> None:
+    """With every plugin disabled (what the console script sets), pydantic's plugin loader, which imports
+    ``importlib.metadata`` at its top, is stood in for: models still build and validate, no plugin is
+    returned. With plugins allowed (the variable empty or unset), pydantic's own loader runs."""
+    for value in ("__all__", "1", "true"):
+        assert _plugin_probe(value) == {"metadata": False, "plugins": [], "x": 3, "refused": True}
+    for value in ("", None):
+        got = _plugin_probe(value)
+        assert got["metadata"] is True and got["x"] == 3 and got["refused"] is True
