@@ -41,3 +41,30 @@ def make_response() -> MakeResponse:
         return Response(**data)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_servers_of_this_session() -> Iterator[None]:
+    """The ``judgekit`` commands the tests run start warm servers (judgekit.cli.warm) in a folder of this session,
+    which end after 120 s idle and are stopped when the session ends. Set ``JUDGEKIT_SERVER=0`` to run the suite
+    with every command in its own process."""
+    import os
+    import shutil
+    import tempfile
+
+    from judgekit.cli import warm
+
+    folder = tempfile.mkdtemp(prefix="jk-warm-", dir="/tmp")  # short: a socket's path is at most 107 bytes
+    saved = {k: os.environ.get(k) for k in (warm.ENV_DIR, warm.ENV_IDLE)}
+    os.environ[warm.ENV_DIR] = folder
+    os.environ.setdefault(warm.ENV_IDLE, "120")
+    try:
+        yield
+    finally:
+        warm.stop_servers()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(folder, ignore_errors=True)

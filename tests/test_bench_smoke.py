@@ -116,8 +116,9 @@ def test_bench_cli_phases_small(tmp_path: Path) -> None:
                           log=lines.append)
     e = cli.phase_startup(runs=1, log=lines.append)
     f = cli.phase_write_summary(200, rounds=1, log=lines.append)
-    assert d["n"] == 20 and d["wall_s"] > 0 and d["api_wall_s"] > 0
+    assert d["n"] == 20 and d["wall_s"] > 0 and d["cold_wall_s"] > 0 and d["api_wall_s"] > 0
     assert e["help_s"] > 0 and e["rubric_check_s"] > 0 and f["write_s"] > 0
+    assert e["warm_help_s"] > 0 and e["warm_rubric_check_s"] > 0  # (the phases check that the server ran them)
     rows = bench.rows_of({"cli": d, "startup": e, "write_summary": f})
     table = bench.markdown(rows)
     assert "judgekit judge wall s" in table and "judgekit --help" in table and "write + summary s" in table

@@ -309,13 +309,14 @@ def test_kill9_between_reasks_does_not_repeat_invalid_attempt(tmp_path: Path) ->
 def test_kill9_leaves_claims_that_the_resume_takes_over_at_once(tmp_path: Path) -> None:
     """The killed run's claims (its pid, on this host, now dead) do not make the resume wait for their lease:
     it takes them over at once, pays only the missing calls, and releases every claim at the end."""
-    from judgekit.judging.store import LEASE_S
+    from judgekit.judging.store import LEASE_S, pid_alive
 
     n = 60
     r = _run_kill_resume(tmp_path, n, None, lambda rows: len(rows) >= KILL_AT_ROWS)
     claims = r["claims_at_kill"]
     assert claims, "the killed run held no claims: test is void"
-    assert {pid for _, pid, _ in claims} == {r["killed_pid"]}
+    holders = {pid for _, pid, _ in claims}  # the killed command's process, or its warm child (judgekit.cli.warm)
+    assert len(holders) == 1 and not pid_alive(next(iter(holders))), (holders, r["killed_pid"])
     assert all(expires > r["killed_at"] + 10 for _, _, expires in claims), "the leases were ending: test is void"
     assert "waiting for" not in " ".join(r["rerun_stderr"].split())
     assert r["rerun_s"] < LEASE_S / 2, f"the resume waited {r['rerun_s']:.1f} s for the dead run's leases"

@@ -1,8 +1,9 @@
 """The ``judgekit`` command: a thin layer that parses flags, calls the Python API (:mod:`judgekit.api`) and
 prints what it returns. One module per command (``judge``, ``report``, ``demo``, ``validate``, ``perturb``,
 ``render``, ``generate``, ``agree``, ``compare``, ``study``, ``probe``, ``mcq``, ``rubric``, ``export``,
-``store``, ``plan``), each with ``add_parser(sub)`` and ``run(args)``; what they share is in
-:mod:`judgekit.cli._common`.
+``store``, ``plan``, ``server``), each with ``add_parser(sub)`` and ``run(args)``; what they share is in
+:mod:`judgekit.cli._common`. The console script is :func:`judgekit.cli.warm.main`: a command runs in a child of
+a warm server when one answers, else here (:func:`main`).
 
 Exit codes: 0 done; 2 bad input or setup (the message names the file and line, the flag, or the cause - an
 unknown provider, a refused key, a server that does not answer; nothing is written); 3 incomplete (the cost
@@ -36,7 +37,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INCOMPLETE", "EXIT_INTERR
 
 #: The commands in the order ``judgekit --help`` lists them (each the module ``judgekit.cli.<name>``).
 COMMANDS = ("judge", "report", "demo", "validate", "perturb", "render", "generate", "agree", "compare", "study",
-            "probe", "mcq", "rubric", "export", "store", "plan")
+            "probe", "mcq", "rubric", "export", "store", "plan", "server")
 
 
 def _command(name: str) -> Any:
@@ -74,7 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
         _skip_pydantic_plugin_loader()
-    code = _main(argv)
+    try:
+        code = _main(argv)
+    finally:
+        if argv is None:  # also after argparse's own exits (--help, --version, a usage error)
+            from judgekit.cli.warm import after_direct_run
+
+            after_direct_run()  # the next command starts warm
     if argv is None and (code == EXIT_INTERRUPTED or _nothing_left_to_finish()):
         import os
 
@@ -110,7 +117,8 @@ def _nothing_left_to_finish() -> bool:
     (module by module, object by object: ~0.1 s after a 2,000-judgment run) is then safe, as mypy does."""
     import threading
 
-    if any(t is not threading.main_thread() and t.name != "judgekit-prefetch" and t.is_alive()
+    if any(t is not threading.main_thread() and t.name not in ("judgekit-prefetch", "judgekit-warm-client")
+           and t.is_alive()
            for t in threading.enumerate()):
         return False
     return not any(name in sys.modules for name in ("litellm", "ray", "torch", "multiprocessing.pool"))
