@@ -279,3 +279,22 @@ def test_a_command_that_ends_with_the_interpreters_shutdown_reports_its_status(f
     assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 3
     assert bad.returncode == 2 and "--max-cost" in bad.stderr and not (tmp_path / "out2.jsonl").exists()
     assert warm.servers()[0]["served"] == 2
+
+
+def test_a_child_takes_the_commands_time_zone_folder_and_umask(tmp_path: Path) -> None:
+    """``_become`` (what a warm child does before the command): the command's environment replaces the server's
+    (its TZ is in effect for local times), with its working folder and umask."""
+    probe = ("import json, os, sys, time\nfrom judgekit.cli import warm\n"
+             "req = {'cwd': sys.argv[1], 'umask': 0o027, 'env': {'TZ': 'Asia/Kolkata', 'ONLY_HERE': '1'},"
+             " 'limits': warm._limits(), 'nice': os.getpriority(os.PRIO_PROCESS, 0),"
+             " 'cpus': sorted(os.sched_getaffinity(0))}\n"
+             "ok = warm._become(req)\nmask = os.umask(0)\n"
+             "print(json.dumps({'ok': ok, 'cwd': os.getcwd(), 'umask': mask, 'offset': time.localtime(0).tm_gmtoff,"
+             " 'env': sorted(os.environ)}))")
+    env = {**os.environ, "TZ": "UTC"}
+    r = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got == {"ok": True, "cwd": str(tmp_path), "umask": 0o027, "offset": 19800,
+                   "env": ["LITELLM_LOCAL_MODEL_COST_MAP", "ONLY_HERE", "TZ"]}
