@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,10 +43,8 @@ def folder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     try:
         yield path
     finally:
-        warm.stop_servers()
-        for p in path.iterdir():
-            p.unlink()
-        path.rmdir()
+        warm.stop_servers()  # (a stopped server removes its socket and lock as it ends: maybe while we look)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _env(folder: Path, **extra: str) -> dict[str, str]:
@@ -102,9 +101,12 @@ def _judge_args(server: ScriptedServer, store: str, out: str, *more: str) -> lis
 
 def _judging_in_background(server: ScriptedServer, env: dict[str, str], cwd: Path,
                            seen: int) -> subprocess.Popen[str]:
-    """``judgekit judge`` at 2 in flight, once the judge server has seen ``seen`` requests of it."""
+    """``judgekit judge`` at 2 in flight, once the judge server has seen ``seen`` requests of it. The command gets
+    a process group of its own in this session, as a shell's job control gives it: were its group orphaned (the
+    test run's own group may be, under CI), the kernel would discard a Ctrl-Z sent to it, as to any process."""
     proc = subprocess.Popen([str(SCRIPT), *_judge_args(server, "s.sqlite", "out.jsonl", "--concurrency", "2")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                            process_group=0)
     deadline = time.monotonic() + 60
     while len(server.log) < seen and time.monotonic() < deadline:
         time.sleep(0.05)
