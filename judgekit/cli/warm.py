@@ -69,8 +69,10 @@ def main() -> int:
     args = sys.argv[1:]
     if _enabled() and not (args and args[0] == "server"):
         code = _through_server(args)
-        if code is not None:
-            return code
+        if code is not None:  # the child wrote and closed everything: this process has nothing to tear down
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     from judgekit.cli import main as run_here
 
     return run_here()
