@@ -99,12 +99,13 @@ def _judge_args(server: ScriptedServer, store: str, out: str, *more: str) -> lis
             *more]
 
 
-def _judging_in_background(server: ScriptedServer, env: dict[str, str], cwd: Path,
-                           seen: int) -> subprocess.Popen[str]:
+def _judging_in_background(server: ScriptedServer, env: dict[str, str], cwd: Path, seen: int,
+                           wrapper: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     """``judgekit judge`` at 2 in flight, once the judge server has seen ``seen`` requests of it. The command gets
     a process group of its own in this session, as a shell's job control gives it: were its group orphaned (the
     test run's own group may be, under CI), the kernel would discard a Ctrl-Z sent to it, as to any process."""
-    proc = subprocess.Popen([str(SCRIPT), *_judge_args(server, "s.sqlite", "out.jsonl", "--concurrency", "2")],
+    proc = subprocess.Popen([*wrapper, str(SCRIPT), *_judge_args(server, "s.sqlite", "out.jsonl", "--concurrency",
+                                                                 "2")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
                             process_group=0)
     deadline = time.monotonic() + 60
@@ -300,3 +301,21 @@ def test_a_child_takes_the_commands_time_zone_folder_and_umask(tmp_path: Path) -
     got = json.loads(r.stdout)
     assert got == {"ok": True, "cwd": str(tmp_path), "umask": 0o027, "offset": 19800,
                    "env": ["LITELLM_LOCAL_MODEL_COST_MAP", "ONLY_HERE", "TZ"]}
+
+
+def test_a_signal_the_command_ignores_is_ignored_by_its_warm_child(folder: Path, tmp_path: Path) -> None:
+    """Under ``nohup`` (HUP ignored) a hang-up neither ends the command nor its child, as for a command on its own;
+    TERM, not ignored, still ends both."""
+    _responses(tmp_path / "responses.jsonl", 12, "slow=0.3,valid=4")
+    env = _env(folder, JK_WARM_TEST_CRED=KEY)
+    info = _started(_env(folder))
+    with ScriptedServer(api_key=KEY) as server:
+        proc = _judging_in_background(server, env, tmp_path, 2, wrapper=("nohup",))
+        (child,) = _children(info["pid"])
+        proc.send_signal(signal.SIGHUP)
+        os.kill(child, signal.SIGHUP)  # a hang-up of the terminal reaches every process of it
+        time.sleep(0.5)
+        assert proc.poll() is None and Path(f"/proc/{child}").exists()
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert len((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()) == 12

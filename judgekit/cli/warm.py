@@ -24,7 +24,8 @@ Conventions:
   socket, never through a file; the server forgets them when it has forked), working folder, umask, resource
   limits, nice value and CPU affinity; a child that cannot take one of these (a limit above the server's)
   tells the command, which then runs in its own process. Signals INT, TERM, HUP and QUIT sent to the command
-  are sent on to the child; Ctrl-Z stops both and ``fg`` resumes both; a command killed without a chance to
+  are sent on to the child, but for those the command ignores (``nohup``'s HUP, a background job's INT), which
+  the child ignores too; Ctrl-Z stops both and ``fg`` resumes both; a command killed without a chance to
   pass the signal on (``kill -9``) has its child killed the same way, so a resumed run finds what a ``kill -9``
   of a plain command would have left.
 - **Exit.** The command exits with the child's exit code; a child killed by a signal the command passed on makes
@@ -230,6 +231,7 @@ def _request(args: list[str], text: str) -> dict[str, Any]:
     return {"argv0": sys.argv[0], "argv": args, "env": dict(os.environ), "cwd": os.getcwd(), "umask": umask,
             "limits": _limits(), "nice": os.getpriority(os.PRIO_PROCESS, 0),
             "cpus": sorted(os.sched_getaffinity(0)), "state": text,
+            "ignored": [int(n) for n in FORWARDED if signal.getsignal(n) == signal.SIG_IGN],
             "streams": [(s.encoding, s.errors) if s is not None else ("utf-8", "strict")
                         for s in (sys.stdin, sys.stdout, sys.stderr)]}
 
@@ -255,7 +257,8 @@ def _wait(conn: socket.socket, pid: int) -> int:
             os.kill(pid, signal.SIGCONT)
 
     for signum in FORWARDED:
-        signal.signal(signum, forward)
+        if signal.getsignal(signum) != signal.SIG_IGN:  # one this process ignores (a background job's INT) stays so
+            signal.signal(signum, forward)
     signal.signal(signal.SIGTSTP, stop)
     try:
         kind, code = _REPLY.unpack(_recv_exact(conn, _REPLY.size))
@@ -445,6 +448,8 @@ def child(conn: socket.socket, fds: list[int], req: dict[str, Any]) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_DFL)
+        for signum in req.get("ignored", ()):  # what the command ignores (nohup's HUP, a background job's INT)
+            signal.signal(signum, signal.SIG_IGN)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
