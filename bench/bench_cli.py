@@ -71,37 +71,18 @@ def warm_server(log: Any = print) -> Iterator[tuple[str, Any]]:
 
     folder = tempfile.mkdtemp(prefix="jk-bench-", dir="/tmp")
 
-    def servers() -> list[dict[str, Any]]:
-        saved = os.environ.get(warm.ENV_DIR)
-        os.environ[warm.ENV_DIR] = folder
-        try:
-            return warm.servers()
-        finally:
-            if saved is None:
-                os.environ.pop(warm.ENV_DIR)
-            else:
-                os.environ[warm.ENV_DIR] = saved
-
     try:
         subprocess.run([*judgekit_command(), "--version"], capture_output=True, env=_env(folder), timeout=60,
                        check=True)
         deadline = time.monotonic() + 60
-        while not servers():
+        while not warm.servers(folder):
             if time.monotonic() > deadline:
                 raise AssertionError("no warm server started")
             time.sleep(0.1)
-        log(f"  warm server: pid {servers()[0]['pid']}")
-        yield folder, lambda: servers()[0]["served"]
+        log(f"  warm server: pid {warm.servers(folder)[0]['pid']}")
+        yield folder, lambda: warm.servers(folder)[0]["served"]
     finally:
-        saved = os.environ.get(warm.ENV_DIR)
-        os.environ[warm.ENV_DIR] = folder
-        try:
-            warm.stop_servers()
-        finally:
-            if saved is None:
-                os.environ.pop(warm.ENV_DIR)
-            else:
-                os.environ[warm.ENV_DIR] = saved
+        warm.stop_servers(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 

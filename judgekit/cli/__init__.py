@@ -117,7 +117,9 @@ def _nothing_left_to_finish() -> bool:
     (module by module, object by object: ~0.1 s after a 2,000-judgment run) is then safe, as mypy does."""
     import threading
 
-    if any(t is not threading.main_thread() and t.name not in ("judgekit-prefetch", "judgekit-warm-client")
+    from judgekit.cli.warm import WATCH_THREAD  # a warm child's watch on its command
+
+    if any(t is not threading.main_thread() and t.name not in ("judgekit-prefetch", WATCH_THREAD)
            and t.is_alive()
            for t in threading.enumerate()):
         return False

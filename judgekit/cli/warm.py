@@ -21,9 +21,10 @@ Conventions:
   starting at once: one takes the lock ``<socket>.lock``, the others exit.
 - **The child** of a command gets the command's standard input, output and error (the file descriptors
   themselves: a terminal stays a terminal), its arguments, its whole environment (API keys travel over the
-  socket, never through a file; the server forgets them when it has forked), working folder, umask, resource
-  limits, nice value and CPU affinity; a child that cannot take one of these (a limit above the server's)
-  tells the command, which then runs in its own process. Signals INT, TERM, HUP and QUIT sent to the command
+  socket, never through a file; the server forgets them when it has forked), working folder, umask and CPU
+  affinity (its resource limits and nice value are the server's, chosen by the state); a child that cannot take
+  one of these (a working folder gone, CPUs outside the server's) tells the command, which then runs in its own
+  process. Signals INT, TERM, HUP and QUIT sent to the command
   are sent on to the child, but for those the command ignores (``nohup``'s HUP, a background job's INT), which
   the child ignores too; Ctrl-Z stops both and ``fg`` resumes both; a command killed without a chance to
   pass the signal on (``kill -9``) has its child killed the same way, so a resumed run finds what a ``kill -9``
@@ -167,7 +168,8 @@ def _recv_exact(conn: socket.socket, n: int, first: bytes = b"") -> bytes:
 
 def _through_server(args: list[str]) -> int | None:
     """Run the command in a child of the warm server; its exit code, or None when it is to run here (no server,
-    a stale one, a child that cannot take this process's limits): a server is then started after the run."""
+    a stale one, a child that cannot take this process's folder or CPUs): a server is then started after the
+    run."""
     global _spawn
     for fd in (0, 1, 2):
         try:
@@ -229,7 +231,6 @@ def _request(args: list[str], text: str) -> dict[str, Any]:
     umask = os.umask(0)
     os.umask(umask)
     return {"argv0": sys.argv[0], "argv": args, "env": dict(os.environ), "cwd": os.getcwd(), "umask": umask,
-            "limits": _limits(), "nice": os.getpriority(os.PRIO_PROCESS, 0),
             "cpus": sorted(os.sched_getaffinity(0)), "state": text,
             "ignored": [int(n) for n in FORWARDED if signal.getsignal(n) == signal.SIG_IGN],
             "streams": [(s.encoding, s.errors) if s is not None else ("utf-8", "strict")
@@ -521,22 +522,16 @@ def _exit_status(value: object) -> int:
     return 1
 
 
-WATCH_THREAD = "judgekit-warm-client"
+WATCH_THREAD = "judgekit-warm-client"  # (judgekit.cli._nothing_left_to_finish knows it: not work to finish)
 
 
 def _become(req: dict[str, Any]) -> bool:
-    """Take the command's working folder, umask, environment, limits, nice value and CPU affinity; False when one
-    cannot be taken (the command then runs itself)."""
-    import resource
-
+    """Take the command's working folder, umask, environment and CPU affinity; False when one cannot be taken
+    (the command then runs itself). Its limits and nice value need nothing: they are part of the state, so the
+    server's, which the child has, are the same."""
     try:
         os.chdir(req["cwd"])
         os.umask(req["umask"])
-        for res, wanted in req["limits"].items():
-            if resource.getrlimit(res) != tuple(wanted):
-                resource.setrlimit(res, tuple(wanted))
-        if os.getpriority(os.PRIO_PROCESS, 0) != req["nice"]:
-            os.setpriority(os.PRIO_PROCESS, 0, req["nice"])
         if sorted(os.sched_getaffinity(0)) != req["cpus"]:
             os.sched_setaffinity(0, req["cpus"])
     except (OSError, ValueError):
@@ -551,12 +546,13 @@ def _become(req: dict[str, Any]) -> bool:
 
 
 # ---- judgekit server status / stop ---------------------------------------------------------------------------
-def servers() -> list[dict[str, Any]]:
-    """Every live server in this user's folder: ``pid``, ``started``, ``last`` (a command's start, epoch
-    seconds), ``idle_s``, ``served``, ``socket`` and ``current`` (whether its state is this process's)."""
+def servers(folder: str | None = None) -> list[dict[str, Any]]:
+    """Every live server in ``folder`` (default: this user's, :func:`server_dir`): ``pid``, ``started``, ``last`` (a
+    command's start, epoch seconds), ``idle_s``, ``served``, ``socket`` and ``current`` (whether its state is this
+    process's)."""
     import marshal
 
-    folder = server_dir()
+    folder = folder or server_dir()
     if folder is None:
         return []
     here = state_text()
@@ -582,10 +578,10 @@ def servers() -> list[dict[str, Any]]:
     return out
 
 
-def stop_servers() -> int:
-    """Ask every live server in this user's folder to exit; how many were asked."""
+def stop_servers(folder: str | None = None) -> int:
+    """Ask every live server in ``folder`` (default: this user's) to exit; how many were asked."""
     n = 0
-    for info in servers():
+    for info in servers(folder):
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(5)
         try:

@@ -164,11 +164,10 @@ def call_keys(*, judge_identity: dict[str, Any], rubric_fingerprint: str, rubric
     out in :func:`call_key`'s sorted key order with the string encoder its JSON encoder uses; a response with
     point clouds, or constant parts that are not text, take :func:`call_key` itself. Why: the generic encoder
     sorted and encoded the judge's settings again for every key, 3/4 of a 2,000-response run's key time."""
-    constants = (rubric_fingerprint, rubric_version, prompt_version)
-    if not all(type(c) is str for c in constants):
-        return lambda response, sample: call_key(
-            response=response, judge_identity=judge_identity, rubric_fingerprint=rubric_fingerprint,
-            rubric_version=rubric_version, prompt_version=prompt_version, sample=sample)
+    generic = functools.partial(call_key, judge_identity=judge_identity, rubric_fingerprint=rubric_fingerprint,
+                                rubric_version=rubric_version, prompt_version=prompt_version)
+    if not all(type(c) is str for c in (rubric_fingerprint, rubric_version, prompt_version)):
+        return lambda response, sample: generic(response=response, sample=sample)
     enc = encode_basestring  # what _KEY_ENCODER writes a str with (ensure_ascii=False)
     j, p, r, rv = _KEY_ENCODER.encode(judge_identity), enc(prompt_version), enc(rubric_fingerprint), enc(rubric_version)
 
@@ -180,8 +179,7 @@ def call_keys(*, judge_identity: dict[str, Any], rubric_fingerprint: str, rubric
 
     def key(response: Response, sample: int) -> str:
         if response.point_clouds or type(sample) is not int:
-            return call_key(response=response, judge_identity=judge_identity, rubric_fingerprint=rubric_fingerprint,
-                            rubric_version=rubric_version, prompt_version=prompt_version, sample=sample)
+            return generic(response=response, sample=sample)
         text = (f'{{"a": {enc(response.response)}, "cat": {text_or_null(response.category)}, '
                 f'"cond": {text_or_null(response.condition)}, "id": {enc(response.id)}, '
                 f'"img": {hashes(response.images)}, "j": {j}, "m": {enc(response.model)}, "p": {p}, '
